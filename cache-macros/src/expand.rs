@@ -1,0 +1,198 @@
+//! The expansion of `#[cached]` on an `async fn`.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::visit::Visit;
+use syn::{FnArg, Ident, ItemFn, Pat, ReturnType, Type};
+
+use crate::options::Options;
+
+/// The value-caching mode chosen from the output type's shape.
+pub(crate) fn mode(ret: &Type, cache_none: bool) -> TokenStream {
+    let last = match ret {
+        Type::Path(p) if p.qself.is_none() => p.path.segments.last().map(|s| s.ident.to_string()),
+        _ => None,
+    };
+    match last.as_deref() {
+        Some("Result") => quote!(::cache_runtime::__private::ResultMode),
+        Some("Option") if !cache_none => quote!(::cache_runtime::__private::OptionMode),
+        _ => quote!(::cache_runtime::__private::ValueMode),
+    }
+}
+
+/// Collects the identifiers a pattern binds (`(a, b)` binds `a` and `b`).
+#[derive(Default)]
+struct Bindings(Vec<Ident>);
+
+impl<'ast> Visit<'ast> for Bindings {
+    fn visit_pat_ident(&mut self, p: &'ast syn::PatIdent) {
+        self.0.push(p.ident.clone());
+        syn::visit::visit_pat_ident(self, p);
+    }
+}
+
+/// Checks the signature and returns the expressions that form the default key.
+pub(crate) fn key_arguments(item: &ItemFn, opts: &Options) -> syn::Result<Vec<Ident>> {
+    let mut keyed = Vec::new();
+    let mut all_names = Vec::new();
+    for arg in &item.sig.inputs {
+        match arg {
+            FnArg::Receiver(r) => {
+                if r.mutability.is_some() && r.reference.is_some() {
+                    return Err(syn::Error::new_spanned(
+                        r,
+                        "#[cached] cannot cache a method taking `&mut self`: on a hit the body does not run, \
+                         so its changes to `self` would be silently skipped; take `&self`",
+                    ));
+                }
+            }
+            FnArg::Typed(pt) => {
+                if let Type::Reference(r) = &*pt.ty
+                    && r.mutability.is_some()
+                {
+                    return Err(syn::Error::new_spanned(
+                        &pt.ty,
+                        "#[cached] cannot cache a function taking `&mut` arguments: on a hit the body does \
+                         not run, so the mutation would be silently skipped; take `&T` or an owned value",
+                    ));
+                }
+                let mut bindings = Bindings::default();
+                bindings.visit_pat(&pt.pat);
+                let skipped =
+                    bindings.0.iter().all(|b| opts.skip.contains(b)) && !bindings.0.is_empty();
+                if !skipped && opts.key.is_none() && contains_impl_trait(&pt.ty) {
+                    let name = bindings
+                        .0
+                        .first()
+                        .map(|i| i.to_string())
+                        .unwrap_or_else(|| "_".into());
+                    return Err(syn::Error::new_spanned(
+                        &pt.ty,
+                        format!(
+                            "#[cached] cannot build a cache key from the `impl Trait` argument `{name}`: \
+                             leave it out with `skip({name})`, or give the key yourself with `key = ...`"
+                        ),
+                    ));
+                }
+                if let Pat::Wild(_) = &*pt.pat
+                    && opts.key.is_none()
+                {
+                    return Err(syn::Error::new_spanned(
+                        &pt.pat,
+                        "#[cached] cannot put a `_` argument in the key: give it a name (and `skip(name)` \
+                         if it should not be part of the key)",
+                    ));
+                }
+                for b in bindings.0 {
+                    all_names.push(b.clone());
+                    if !opts.skip.contains(&b) {
+                        keyed.push(b);
+                    }
+                }
+            }
+        }
+    }
+    for s in &opts.skip {
+        if !all_names.contains(s) {
+            return Err(syn::Error::new_spanned(
+                s,
+                format!("`skip({s})` names no argument of this function"),
+            ));
+        }
+    }
+    Ok(keyed)
+}
+
+fn contains_impl_trait(ty: &Type) -> bool {
+    struct Finder(bool);
+    impl<'ast> Visit<'ast> for Finder {
+        fn visit_type_impl_trait(&mut self, _: &'ast syn::TypeImplTrait) {
+            self.0 = true;
+        }
+    }
+    let mut f = Finder(false);
+    f.visit_type(ty);
+    f.0
+}
+
+/// The `static` site of a function.
+pub(crate) fn site(item: &ItemFn, opts: &Options) -> TokenStream {
+    let fname = item.sig.ident.to_string();
+    let namespace = match &opts.namespace {
+        Some(ns) => quote!(#ns),
+        None => quote!(::core::concat!(::core::module_path!(), "::", #fname)),
+    };
+    let version = opts.version;
+    let ttl = match opts.expire {
+        Some(s) => quote!(::core::option::Option::Some(#s)),
+        None => quote!(::core::option::Option::None),
+    };
+    let generic = item.sig.generics.type_params().next().is_some();
+    quote! {
+        static __CACHE_SITE: ::cache_runtime::__private::Site =
+            ::cache_runtime::__private::Site::new(::cache_runtime::__private::SiteSpec {
+                namespace: #namespace,
+                function: #fname,
+                version: #version,
+                ttl_secs: #ttl,
+                generic: #generic,
+            });
+    }
+}
+
+/// Rewrites a plain (non-handler) cached function and adds its `_invalidate` companion.
+pub(crate) fn expand(item: ItemFn, opts: Options) -> syn::Result<TokenStream> {
+    let keyed = key_arguments(&item, &opts)?;
+    let ret: Type = match &item.sig.output {
+        ReturnType::Default => syn::parse_quote!(()),
+        ReturnType::Type(_, ty) => (**ty).clone(),
+    };
+    let mode = mode(&ret, opts.cache_none);
+    let site = site(&item, &opts);
+    let key_expr = match &opts.key {
+        Some(expr) => quote_spanned!(expr.span()=> &(#expr)),
+        None => quote!(&(#(&#keyed,)*)),
+    };
+    let ItemFn {
+        attrs,
+        vis,
+        sig,
+        block,
+    } = &item;
+    let body = quote! {
+        #site
+        let __cache_key = ::cache_runtime::__private::key::<#mode, #ret>(&__CACHE_SITE, #key_expr);
+        ::cache_runtime::__private::call::<#mode, #ret, _>(&__CACHE_SITE, __cache_key, async move {
+            if let ::core::option::Option::Some(__ret) = ::core::option::Option::None::<#ret> {
+                return __ret;
+            }
+            let __ret: #ret = #block;
+            #[allow(unreachable_code)]
+            __ret
+        })
+        .await
+    };
+
+    let mut inv_sig = sig.clone();
+    inv_sig.ident = format_ident!("{}_invalidate", sig.ident);
+    inv_sig.output = ReturnType::Default;
+    let doc = format!(
+        "Drops the cached result of [`{0}`] for these arguments, in every process sharing the cache.",
+        sig.ident
+    );
+    Ok(quote! {
+        #(#attrs)*
+        #vis #sig {
+            #body
+        }
+
+        #[doc = #doc]
+        #[allow(unused_variables, clippy::unused_async)]
+        #vis #inv_sig {
+            #site
+            let __cache_key = ::cache_runtime::__private::key::<#mode, #ret>(&__CACHE_SITE, #key_expr);
+            ::cache_runtime::__private::invalidate(&__CACHE_SITE, __cache_key).await
+        }
+    })
+}

@@ -1,0 +1,88 @@
+//! Parsing of the attribute's options: `#[cached(expire = 60, namespace = "user", ...)]`.
+
+use syn::meta::ParseNestedMeta;
+use syn::{Expr, Ident, LitInt, LitStr, Token};
+
+/// The parsed options.
+#[derive(Default)]
+pub(crate) struct Options {
+    pub(crate) expire: Option<u64>,
+    pub(crate) namespace: Option<LitStr>,
+    pub(crate) key: Option<Expr>,
+    pub(crate) skip: Vec<Ident>,
+    pub(crate) version: u32,
+    pub(crate) cache_none: bool,
+    /// `http` or `http(...)`: the raw tokens inside, for the handler expansion.
+    pub(crate) http: Option<proc_macro2::TokenStream>,
+}
+
+const KNOWN: &str = "expire, namespace, key, skip, version, cache_none, http";
+
+impl Options {
+    pub(crate) fn parse_meta(&mut self, meta: ParseNestedMeta<'_>) -> syn::Result<()> {
+        let path = &meta.path;
+        if path.is_ident("expire") {
+            let lit: LitInt = meta.value()?.parse().map_err(|e| {
+                syn::Error::new(e.span(), "`expire` takes whole seconds, e.g. `expire = 60`")
+            })?;
+            let secs: u64 = lit.base10_parse().map_err(|_| {
+                syn::Error::new_spanned(&lit, "`expire` takes whole seconds, e.g. `expire = 60`")
+            })?;
+            if secs == 0 {
+                return Err(syn::Error::new_spanned(
+                    &lit,
+                    "`expire = 0` would cache nothing; remove `expire` for no TTL, or give seconds > 0",
+                ));
+            }
+            self.expire = Some(secs);
+        } else if path.is_ident("namespace") {
+            let lit: LitStr = meta.value()?.parse().map_err(|e| {
+                syn::Error::new(
+                    e.span(),
+                    "`namespace` takes a string, e.g. `namespace = \"user\"`",
+                )
+            })?;
+            if lit.value().is_empty() || lit.value().contains(char::is_whitespace) {
+                return Err(syn::Error::new_spanned(
+                    &lit,
+                    "a namespace must be non-empty and contain no whitespace",
+                ));
+            }
+            self.namespace = Some(lit);
+        } else if path.is_ident("key") {
+            self.key = Some(meta.value()?.parse()?);
+        } else if path.is_ident("skip") {
+            meta.parse_nested_meta(|inner| {
+                let ident = inner.path.get_ident().cloned().ok_or_else(|| {
+                    syn::Error::new_spanned(
+                        &inner.path,
+                        "`skip(...)` takes argument names, e.g. `skip(db, client)`",
+                    )
+                })?;
+                self.skip.push(ident);
+                Ok(())
+            })?;
+        } else if path.is_ident("version") {
+            let lit: LitInt = meta.value()?.parse()?;
+            self.version = lit.base10_parse().map_err(|_| {
+                syn::Error::new_spanned(&lit, "`version` takes a whole number, e.g. `version = 2`")
+            })?;
+        } else if path.is_ident("cache_none") {
+            self.cache_none = true;
+        } else if path.is_ident("http") {
+            if meta.input.peek(syn::token::Paren) {
+                let content;
+                syn::parenthesized!(content in meta.input);
+                self.http = Some(content.parse()?);
+            } else {
+                self.http = Some(proc_macro2::TokenStream::new());
+            }
+        } else if meta.input.peek(Token![=]) || meta.input.is_empty() || meta.input.peek(Token![,])
+        {
+            return Err(meta.error(format!("unknown option; expected one of: {KNOWN}")));
+        } else {
+            return Err(meta.error(format!("unknown option; expected one of: {KNOWN}")));
+        }
+        Ok(())
+    }
+}

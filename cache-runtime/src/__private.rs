@@ -1,0 +1,186 @@
+//! The small API that `#[cached]` expansions call. Not for direct use: it may change in any
+//! release. Keeping the logic here keeps the macro thin and the logic testable.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::cache::{Cache, CacheValue, Ctx, Mode, type_tag_bytes};
+use crate::key;
+use crate::namespace::Namespace;
+use crate::stats::Counters;
+
+pub use crate::cache::Mode as OutputMode;
+
+/// Caches the whole output.
+pub struct ValueMode;
+/// Caches `Ok` values of a `Result`; errors are returned and not stored.
+pub struct ResultMode;
+/// Caches `Some` values of an `Option`; `None` is returned and not stored.
+pub struct OptionMode;
+
+impl<T: CacheValue> Mode<T> for ValueMode {
+    type Value = T;
+    fn cacheable(output: &T) -> Option<&T> {
+        Some(output)
+    }
+    fn from_value(value: T) -> T {
+        value
+    }
+}
+
+impl<T: CacheValue, E> Mode<Result<T, E>> for ResultMode {
+    type Value = T;
+    fn cacheable(output: &Result<T, E>) -> Option<&T> {
+        output.as_ref().ok()
+    }
+    fn from_value(value: T) -> Result<T, E> {
+        Ok(value)
+    }
+}
+
+impl<T: CacheValue> Mode<Option<T>> for OptionMode {
+    type Value = T;
+    fn cacheable(output: &Option<T>) -> Option<&T> {
+        output.as_ref()
+    }
+    fn from_value(value: T) -> Option<T> {
+        Some(value)
+    }
+}
+
+/// What the macro knows about a cached function.
+#[derive(Debug)]
+pub struct SiteSpec {
+    /// The namespace (default: module path and function name).
+    pub namespace: &'static str,
+    /// The function's name.
+    pub function: &'static str,
+    /// `version = N`.
+    pub version: u32,
+    /// `expire = N` seconds; `None` = no TTL.
+    pub ttl_secs: Option<u64>,
+    /// Whether the function has type parameters (its value type may differ per call).
+    pub generic: bool,
+}
+
+/// Per-function state, a `static` in the expansion.
+pub struct Site {
+    spec: SiteSpec,
+    state: OnceLock<SiteState>,
+}
+
+struct SiteState {
+    cache: &'static Cache,
+    namespace: Arc<Namespace>,
+    head: OnceLock<(String, [u8; 4])>,
+}
+
+/// A key built from a call's arguments; `None` inside when the call runs uncached.
+pub struct CallKey(Option<(String, [u8; 4])>);
+
+static WARNED_UNINIT: AtomicBool = AtomicBool::new(false);
+
+impl Site {
+    /// A site for `spec`.
+    pub const fn new(spec: SiteSpec) -> Self {
+        Self {
+            spec,
+            state: OnceLock::new(),
+        }
+    }
+
+    fn state(&'static self) -> Option<&'static SiteState> {
+        if let Some(state) = self.state.get() {
+            return Some(state);
+        }
+        let Some(cache) = crate::global() else {
+            if !WARNED_UNINIT.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    function = self.spec.function,
+                    "cache_runtime::init was not called: #[cached] functions run uncached"
+                );
+            }
+            return None;
+        };
+        Some(self.state.get_or_init(|| SiteState {
+            cache,
+            namespace: cache.namespace(self.spec.namespace),
+            head: OnceLock::new(),
+        }))
+    }
+
+    fn ttl(&self) -> Option<Duration> {
+        self.spec.ttl_secs.map(Duration::from_secs)
+    }
+
+    fn make_head<V>(&self, state: &SiteState) -> (String, [u8; 4]) {
+        let tag = key::type_tag::<V>();
+        let prefix = &state.cache.config().prefix;
+        let head = key::function_head(
+            prefix,
+            self.spec.namespace,
+            self.spec.function,
+            self.spec.version,
+            &tag,
+        );
+        (head, type_tag_bytes::<V>())
+    }
+}
+
+/// Builds the key of one call from its key arguments.
+pub fn key<M: Mode<O>, O>(site: &'static Site, args: &(impl Serialize + ?Sized)) -> CallKey {
+    let Some(state) = site.state() else {
+        return CallKey(None);
+    };
+    let owned;
+    let (head, tag) = if site.spec.generic {
+        owned = site.make_head::<M::Value>(state);
+        (&owned.0, owned.1)
+    } else {
+        let cached = state.head.get_or_init(|| site.make_head::<M::Value>(state));
+        (&cached.0, cached.1)
+    };
+    match key::build(head, args, state.cache.config().max_key_len) {
+        Ok(k) => CallKey(Some((k, tag))),
+        Err(e) => key_failed(state, e),
+    }
+}
+
+fn key_failed(state: &SiteState, e: crate::Error) -> CallKey {
+    Counters::bump(&state.namespace.stats.errors);
+    crate::warn::warn_limited!(namespace = %state.namespace.name, error = %e, "cannot build a cache key; running uncached");
+    CallKey(None)
+}
+
+/// Runs a cached call: lookup, single-flight miss, store.
+pub async fn call<M, O, Fut>(site: &'static Site, key: CallKey, body: Fut) -> O
+where
+    M: Mode<O>,
+    Fut: Future<Output = O>,
+{
+    let (Some(state), CallKey(Some((key, type_tag)))) = (site.state.get(), key) else {
+        return body.await;
+    };
+    let ctx = Ctx {
+        namespace: &state.namespace,
+        ttl: site.ttl(),
+        type_tag,
+    };
+    state.cache.run::<M, O, Fut>(&ctx, &key, body).await.0
+}
+
+/// Invalidates the entry of one call's arguments (the generated `<fn>_invalidate`).
+pub async fn invalidate(site: &'static Site, key: CallKey) {
+    let (Some(state), CallKey(Some((key, _)))) = (site.state.get(), key) else {
+        return;
+    };
+    let _ = state.cache.invalidate_key_in(&state.namespace, &key).await;
+}
+
+/// Serializes a key expression given with `key = ...`.
+pub fn key_expr<T: Serialize + ?Sized>(value: &T) -> &T {
+    value
+}

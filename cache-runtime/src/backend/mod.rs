@@ -1,0 +1,6 @@
+//! Where entries are stored: [`memory`] (moka, typed values, in-process) and [`redis`] (bytes
+//! in an envelope, shared between processes, single node or Cluster).
+
+pub(crate) mod breaker;
+pub(crate) mod memory;
+pub(crate) mod redis;

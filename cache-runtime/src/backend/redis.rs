@@ -1,0 +1,258 @@
+//! The Redis store: single node (`ConnectionManager`) or Cluster (async cluster client).
+//!
+//! One multiplexed, auto-reconnecting connection set per cache instance, made once at
+//! [`crate::Cache::new`] without waiting for the server (it connects in the background, so an
+//! app starts even while Redis is down). Every call has a timeout and goes through a
+//! [circuit breaker](super::breaker); a failure is reported to the caller, which fails open.
+//!
+//! A lookup is one `MGET` of the entry and the two generation keys (its namespace's and the
+//! cache's); on a Cluster, where these keys live in different slots, the client splits the
+//! `MGET` per node and sends the parts concurrently.
+
+use std::hash::{BuildHasher, RandomState};
+use std::time::Duration;
+
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::{ClusterClient, ClusterConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, FromRedisValue, Value};
+
+use super::breaker::Breaker;
+use crate::namespace::Gens;
+use crate::{Config, Error};
+
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+/// What one lookup read: the entry's bytes (if any) and the current generations.
+pub(crate) struct Read {
+    pub(crate) bytes: Option<Vec<u8>>,
+    pub(crate) gens: Gens,
+}
+
+/// See the module docs.
+pub(crate) struct RedisStore {
+    conn: Conn,
+    timeout: Duration,
+    breaker: Breaker,
+    gen_prefix: String,
+    all_gen_key: String,
+    /// URLs a pub/sub connection can be opened to (the node, or every cluster seed).
+    pub(crate) pubsub_urls: Vec<String>,
+}
+
+fn invalid_url(url: &str, e: impl std::fmt::Display) -> Error {
+    let mut reason = e.to_string();
+    if url.starts_with("rediss://") && !cfg!(feature = "tls") {
+        reason = "rediss:// needs the `tls` feature of cache-runtime".to_owned();
+    }
+    Error::InvalidUrl {
+        url: url.to_owned(),
+        reason,
+    }
+}
+
+fn open_client(url: &str) -> Result<redis::Client, Error> {
+    if !(url.starts_with("redis://")
+        || url.starts_with("rediss://")
+        || url.starts_with("redis+unix://")
+        || url.starts_with("unix://"))
+    {
+        return Err(invalid_url(
+            url,
+            "expected redis://, rediss:// or unix:// URL",
+        ));
+    }
+    redis::Client::open(url).map_err(|e| invalid_url(url, e))
+}
+
+impl RedisStore {
+    /// Validates the URLs and sets up the connection without waiting for it.
+    pub(crate) fn connect(config: &Config) -> Result<Self, Error> {
+        let (conn, pubsub_urls) = match &config.backend {
+            crate::config::Backend::Redis(url) => {
+                let client = open_client(url)?;
+                let manager_config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(config.connect_timeout))
+                    .set_response_timeout(Some(config.timeout * 4))
+                    .set_number_of_retries(2)
+                    .set_max_delay(Duration::from_millis(500));
+                let manager = ConnectionManager::new_lazy_with_config(client, manager_config)?;
+                (Conn::Single(manager), vec![url.clone()])
+            }
+            crate::config::Backend::Cluster(urls) => {
+                for url in urls {
+                    open_client(url)?;
+                }
+                let client = ClusterClient::new(urls.clone())
+                    .map_err(|e| invalid_url(&urls.join(","), e))?;
+                let cluster_config = ClusterConfig::new()
+                    .set_connection_timeout(config.connect_timeout)
+                    .set_response_timeout(config.timeout * 4);
+                let conn = client.get_pending_async_connection_with_config(cluster_config);
+                (Conn::Cluster(conn), urls.clone())
+            }
+            crate::config::Backend::Memory => {
+                return Err(Error::InvalidConfig("not a Redis configuration".into()));
+            }
+        };
+        Ok(Self {
+            conn,
+            timeout: config.timeout,
+            breaker: Breaker::new(config.breaker_threshold, config.breaker_cooldown),
+            gen_prefix: format!("{}:__gen:", config.prefix),
+            all_gen_key: format!("{}:__gen", config.prefix),
+            pubsub_urls,
+        })
+    }
+
+    /// Starts connecting in the background (the first call would connect anyway).
+    pub(crate) fn warm_up(&self) {
+        let mut conn = self.conn.clone();
+        tokio::spawn(async move {
+            let _ = redis::cmd("PING").query_async::<Value>(&mut conn).await;
+        });
+    }
+
+    /// The key holding `namespace`'s generation.
+    pub(crate) fn gen_key(&self, namespace: &str) -> String {
+        format!("{}{namespace}", self.gen_prefix)
+    }
+
+    async fn call<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, Error> {
+        if !self.breaker.allow() {
+            return Err(Error::CircuitOpen);
+        }
+        let mut conn = self.conn.clone();
+        let result = match tokio::time::timeout(self.timeout, cmd.query_async::<T>(&mut conn)).await
+        {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(Error::Redis(e)),
+            Err(_) => Err(Error::Timeout(self.timeout)),
+        };
+        match &result {
+            // A server error reply (e.g. WRONGTYPE) means Redis is up; only transport
+            // failures and timeouts count towards opening the breaker.
+            Err(Error::Redis(e))
+                if !(e.is_io_error()
+                    || e.is_connection_dropped()
+                    || e.is_timeout()
+                    || e.is_unrecoverable_error()) =>
+            {
+                self.breaker.success()
+            }
+            Err(_) => self.breaker.failure(),
+            Ok(_) => self.breaker.success(),
+        }
+        result
+    }
+
+    /// Reads an entry and the generations it must match, in one round trip.
+    pub(crate) async fn read(&self, key: &str, gen_key: &str) -> Result<Read, Error> {
+        let mut cmd = redis::cmd("MGET");
+        cmd.arg(key).arg(gen_key).arg(&self.all_gen_key);
+        let mut values: Vec<Option<Vec<u8>>> = self.call(&cmd).await?;
+        if values.len() != 3 {
+            return Err(Error::BadEntry(
+                "MGET answered with the wrong number of values",
+            ));
+        }
+        let all = parse_gen(values.pop().flatten())?;
+        let namespace = parse_gen(values.pop().flatten())?;
+        Ok(Read {
+            bytes: values.pop().flatten(),
+            gens: Gens { namespace, all },
+        })
+    }
+
+    /// Reads only the generations.
+    pub(crate) async fn read_gens(&self, gen_key: &str) -> Result<Gens, Error> {
+        let mut cmd = redis::cmd("MGET");
+        cmd.arg(gen_key).arg(&self.all_gen_key);
+        let mut values: Vec<Option<Vec<u8>>> = self.call(&cmd).await?;
+        let all = parse_gen(values.pop().flatten())?;
+        let namespace = parse_gen(values.pop().flatten())?;
+        Ok(Gens { namespace, all })
+    }
+
+    /// Stores `bytes` under `key`, expiring after `ttl` (`SET key bytes PX ttl`).
+    pub(crate) async fn write(
+        &self,
+        key: &str,
+        bytes: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<(), Error> {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(key).arg(bytes);
+        if let Some(ttl) = ttl {
+            cmd.arg("PX").arg(ttl.as_millis().max(1) as u64);
+        }
+        self.call::<()>(&cmd).await
+    }
+
+    /// Deletes `key`.
+    pub(crate) async fn delete(&self, key: &str) -> Result<(), Error> {
+        self.call::<()>(redis::cmd("DEL").arg(key)).await
+    }
+
+    /// Gives the namespace (or, with `None`, the whole cache) a new random generation.
+    pub(crate) async fn new_generation(&self, namespace: Option<&str>) -> Result<u64, Error> {
+        let key = match namespace {
+            Some(ns) => self.gen_key(ns),
+            None => self.all_gen_key.clone(),
+        };
+        let generation = RandomState::new().hash_one(crate::warn::now_ms()) | 1;
+        self.call::<()>(redis::cmd("SET").arg(key).arg(generation))
+            .await?;
+        Ok(generation)
+    }
+
+    /// Publishes `payload` on `channel`.
+    pub(crate) async fn publish(&self, channel: &str, payload: &[u8]) -> Result<(), Error> {
+        self.call::<()>(redis::cmd("PUBLISH").arg(channel).arg(payload))
+            .await
+    }
+}
+
+fn parse_gen(bytes: Option<Vec<u8>>) -> Result<u64, Error> {
+    match bytes {
+        None => Ok(0),
+        Some(b) => std::str::from_utf8(&b)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or(Error::BadEntry(
+                "a generation key holds something else than a number",
+            )),
+    }
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> redis::RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! Configuration: which backend, and its limits.
+//!
+//! ```
+//! use std::time::Duration;
+//! use cache_runtime::{Config, L1};
+//!
+//! let embedded = Config::memory().max_entries(50_000).max_bytes(256 << 20);
+//! let shared = Config::redis("redis://127.0.0.1:6379/0")
+//!     .prefix("myapp")
+//!     .timeout(Duration::from_millis(30));
+//! let tiered = Config::redis("redis://127.0.0.1:6379")
+//!     .with_l1(L1::new(10_000, Duration::from_secs(30)));
+//! let cluster = Config::redis_cluster(["redis://127.0.0.1:7000", "redis://127.0.0.1:7001"]);
+//! # let _ = (embedded, shared, tiered, cluster);
+//! ```
+
+use std::time::Duration;
+
+use crate::codec::CodecKind;
+use crate::key::DEFAULT_MAX_KEY_LEN;
+
+/// Where entries live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Backend {
+    Memory,
+    Redis(String),
+    Cluster(Vec<String>),
+}
+
+/// The in-process L1 in front of Redis (the tiered cache).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct L1 {
+    pub(crate) max_entries: u64,
+    pub(crate) ttl: Duration,
+}
+
+impl L1 {
+    /// An L1 holding at most `max_entries` values, each for at most `ttl` (and never longer than
+    /// its Redis entry). The TTL is also the staleness bound if the invalidation bus fails
+    /// silently; see [`crate::tiered`].
+    pub fn new(max_entries: u64, ttl: Duration) -> Self {
+        Self { max_entries, ttl }
+    }
+}
+
+impl Default for L1 {
+    /// 10,000 entries, 60 seconds.
+    fn default() -> Self {
+        Self::new(10_000, Duration::from_secs(60))
+    }
+}
+
+/// The configuration of a [`crate::Cache`]: start from [`Config::memory`], [`Config::redis`] or
+/// [`Config::redis_cluster`] and adjust with the builder methods.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub(crate) backend: Backend,
+    pub(crate) prefix: String,
+    pub(crate) max_entries: u64,
+    pub(crate) max_bytes: u64,
+    pub(crate) l1: Option<L1>,
+    pub(crate) codec: CodecKind,
+    pub(crate) timeout: Duration,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) max_value_bytes: usize,
+    pub(crate) max_key_len: usize,
+    pub(crate) breaker_threshold: u32,
+    pub(crate) breaker_cooldown: Duration,
+    pub(crate) bus_heartbeat: Duration,
+}
+
+impl Config {
+    fn with_backend(backend: Backend) -> Self {
+        Self {
+            backend,
+            prefix: "cache".to_owned(),
+            max_entries: 10_000,
+            max_bytes: 64 << 20,
+            l1: None,
+            codec: CodecKind::default(),
+            timeout: Duration::from_millis(50),
+            connect_timeout: Duration::from_millis(500),
+            max_value_bytes: 1 << 20,
+            max_key_len: DEFAULT_MAX_KEY_LEN,
+            breaker_threshold: 5,
+            breaker_cooldown: Duration::from_secs(1),
+            bus_heartbeat: Duration::from_millis(500),
+        }
+    }
+
+    /// The embedded in-process cache (moka): 10,000 entries and 64 MiB by default.
+    pub fn memory() -> Self {
+        Self::with_backend(Backend::Memory)
+    }
+
+    /// One Redis server, e.g. `redis://:password@127.0.0.1:6379/2` (user, password and
+    /// database number from the URL; `rediss://` with the `tls` feature).
+    pub fn redis(url: impl Into<String>) -> Self {
+        Self::with_backend(Backend::Redis(url.into()))
+    }
+
+    /// A Redis Cluster, given one or more of its nodes' URLs.
+    pub fn redis_cluster<I, S>(urls: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self::with_backend(Backend::Cluster(urls.into_iter().map(Into::into).collect()))
+    }
+
+    /// The first part of every key (default `cache`), so several apps can share a Redis.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Memory backend: the most entries held (default 10,000).
+    pub fn max_entries(mut self, n: u64) -> Self {
+        self.max_entries = n;
+        self
+    }
+
+    /// Memory backend: the most bytes held, as measured by the codec (default 64 MiB).
+    pub fn max_bytes(mut self, n: u64) -> Self {
+        self.max_bytes = n;
+        self
+    }
+
+    /// Redis backends: add an in-process L1 in front of Redis, kept consistent across
+    /// processes by the invalidation bus (see [`crate::tiered`]).
+    pub fn with_l1(mut self, l1: L1) -> Self {
+        self.l1 = Some(l1);
+        self
+    }
+
+    /// The codec of stored values (default [`CodecKind::Bincode`]).
+    pub fn codec(mut self, codec: CodecKind) -> Self {
+        self.codec = codec;
+        self
+    }
+
+    /// The most one Redis call may take before the cache gives up and fails open (default
+    /// 50 ms).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The most one connection attempt may take (default 500 ms).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Values whose encoding is larger are not stored (default 1 MiB).
+    pub fn max_value_bytes(mut self, n: usize) -> Self {
+        self.max_value_bytes = n;
+        self
+    }
+
+    /// Keys are hashed down to this length; a key that still does not fit is not cached
+    /// (default 250 bytes).
+    pub fn max_key_len(mut self, n: usize) -> Self {
+        self.max_key_len = n;
+        self
+    }
+
+    /// After `failures` consecutive Redis failures, skip Redis for `cooldown`, then probe with
+    /// one call (default 5 failures, 1 second).
+    pub fn circuit_breaker(mut self, failures: u32, cooldown: Duration) -> Self {
+        self.breaker_threshold = failures;
+        self.breaker_cooldown = cooldown;
+        self
+    }
+
+    /// Tiered: how often each process checks that the invalidation bus delivers (default
+    /// 500 ms). The L1 is bypassed when a check has not come back within twice this.
+    pub fn bus_heartbeat(mut self, every: Duration) -> Self {
+        self.bus_heartbeat = every;
+        self
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), crate::Error> {
+        let bad = |m: &str| Err(crate::Error::InvalidConfig(m.to_owned()));
+        if self.prefix.is_empty() || self.prefix.contains(char::is_whitespace) {
+            return bad("prefix must be non-empty and contain no whitespace");
+        }
+        if self.max_entries == 0 || self.max_bytes == 0 {
+            return bad("max_entries and max_bytes must be at least 1");
+        }
+        if self.timeout.is_zero() || self.connect_timeout.is_zero() {
+            return bad("timeouts must be longer than zero");
+        }
+        if self.max_key_len < self.prefix.len() + 64 {
+            return bad("max_key_len must leave room for the prefix and a 33-byte hash");
+        }
+        if self.breaker_threshold == 0 {
+            return bad("circuit_breaker needs at least 1 failure to open");
+        }
+        if self.bus_heartbeat.is_zero() {
+            return bad("bus_heartbeat must be longer than zero");
+        }
+        match &self.backend {
+            Backend::Memory if self.l1.is_some() => {
+                bad("with_l1 is for the Redis backends; the memory backend is already in-process")
+            }
+            Backend::Cluster(urls) if urls.is_empty() => {
+                bad("redis_cluster needs at least one URL")
+            }
+            _ if self
+                .l1
+                .is_some_and(|l1| l1.max_entries == 0 || l1.ttl.is_zero()) =>
+            {
+                bad("L1 needs at least one entry and a TTL longer than zero")
+            }
+            _ => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! Single-flight: concurrent misses on one key run the body once.
+//!
+//! The first caller to miss becomes the *leader* and runs the body; callers that miss the same
+//! key while it runs become *followers* and wait for its outcome:
+//!
+//! | the leader's body ... | followers get |
+//! |---|---|
+//! | returns a cacheable value | a clone of that value (the body does not run again) |
+//! | returns `Err` / `None` (not cached) | nothing shared: each follower runs the body itself, since errors are not `Clone` and may be transient |
+//! | panics | the panic stays with the leader's caller; followers elect a new leader among themselves, which runs the body |
+//! | is cancelled (its future dropped) | the same: a new leader runs the body |
+//!
+//! So no follower ever waits on a flight that will never land.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::sync::watch;
+
+/// A type-erased value shared from a leader to its followers.
+pub(crate) type Shared = std::sync::Arc<dyn Any + Send + Sync>;
+
+#[derive(Clone)]
+enum State {
+    Running,
+    Done(Shared),
+    Failed,
+}
+
+/// What a follower learns about the flight it waited on.
+pub(crate) enum Outcome {
+    /// The leader produced this value.
+    Value(Shared),
+    /// The leader's result is not shareable: run the body yourself.
+    Failed,
+    /// The leader panicked or was cancelled: try to become the leader.
+    Abandoned,
+}
+
+/// The flights in progress, by key.
+#[derive(Default)]
+pub(crate) struct Flights {
+    running: Mutex<HashMap<String, (u64, watch::Receiver<State>)>>,
+    next_id: AtomicU64,
+}
+
+/// A caller's role for one key.
+pub(crate) enum Role<'a> {
+    /// Run the body, then [`Leader::finish`].
+    Leader(Leader<'a>),
+    /// Wait with [`Follower::outcome`].
+    Follower(Follower),
+}
+
+impl Flights {
+    /// Joins the flight for `key`, starting it if none runs.
+    pub(crate) fn join(&self, key: &str) -> Role<'_> {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, rx)) = running.get(key) {
+            return Role::Follower(Follower { rx: rx.clone() });
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = watch::channel(State::Running);
+        running.insert(key.to_owned(), (id, rx));
+        Role::Leader(Leader {
+            flights: self,
+            key: key.to_owned(),
+            id,
+            tx,
+        })
+    }
+
+    /// How many flights are running (for tests and diagnostics).
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.running.lock().unwrap().len()
+    }
+
+    fn remove(&self, key: &str, id: u64) {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        if running.get(key).is_some_and(|(owner, _)| *owner == id) {
+            running.remove(key);
+        }
+    }
+}
+
+/// The caller that runs the body for a key.
+pub(crate) struct Leader<'a> {
+    flights: &'a Flights,
+    key: String,
+    id: u64,
+    tx: watch::Sender<State>,
+}
+
+impl Leader<'_> {
+    /// Ends the flight: followers get `value`, or run the body themselves if it is `None`.
+    pub(crate) fn finish(self, value: Option<Shared>) {
+        self.flights.remove(&self.key, self.id);
+        let state = match value {
+            Some(v) => State::Done(v),
+            None => State::Failed,
+        };
+        self.tx.send_replace(state);
+        // Drop runs next: removing again is a no-op, and followers already have the outcome.
+    }
+}
+
+impl Drop for Leader<'_> {
+    fn drop(&mut self) {
+        // Reached without `finish` when the body panicked or the caller was cancelled: dropping
+        // the sender wakes the followers with `Outcome::Abandoned`.
+        self.flights.remove(&self.key, self.id);
+    }
+}
+
+/// A caller waiting for a leader.
+pub(crate) struct Follower {
+    rx: watch::Receiver<State>,
+}
+
+impl Follower {
+    /// Waits for the leader's outcome.
+    pub(crate) async fn outcome(mut self) -> Outcome {
+        match self.rx.wait_for(|s| !matches!(s, State::Running)).await {
+            Ok(state) => match &*state {
+                State::Done(v) => Outcome::Value(v.clone()),
+                _ => Outcome::Failed,
+            },
+            Err(_) => Outcome::Abandoned,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn leader(role: Role<'_>) -> Leader<'_> {
+        match role {
+            Role::Leader(l) => l,
+            Role::Follower(_) => panic!("expected leader"),
+        }
+    }
+
+    fn follower(role: Role<'_>) -> Follower {
+        match role {
+            Role::Follower(f) => f,
+            Role::Leader(_) => panic!("expected follower"),
+        }
+    }
+
+    #[tokio::test]
+    async fn followers_get_the_leaders_value() {
+        let flights = Flights::default();
+        let l = leader(flights.join("k"));
+        let f = follower(flights.join("k"));
+        l.finish(Some(Arc::new(7u32)));
+        match f.outcome().await {
+            Outcome::Value(v) => assert_eq!(v.downcast_ref::<u32>(), Some(&7)),
+            _ => panic!("expected a value"),
+        }
+        assert_eq!(flights.len(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_dropped_leader_abandons_and_frees_the_key() {
+        let flights = Flights::default();
+        let l = leader(flights.join("k"));
+        let f = follower(flights.join("k"));
+        drop(l);
+        assert!(matches!(f.outcome().await, Outcome::Abandoned));
+        let _next = leader(flights.join("k"));
+    }
+
+    #[tokio::test]
+    async fn a_failed_leader_tells_followers_to_run_themselves() {
+        let flights = Flights::default();
+        let l = leader(flights.join("k"));
+        let f = follower(flights.join("k"));
+        l.finish(None);
+        assert!(matches!(f.outcome().await, Outcome::Failed));
+    }
+}

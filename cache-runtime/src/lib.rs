@@ -1,0 +1,203 @@
+//! Async caching for Rust services: `#[cached]` functions and axum handlers over an embedded
+//! moka cache, Redis, Redis Cluster, or both tiered (an in-process L1 kept consistent across
+//! processes by an invalidation bus).
+//!
+//! ```
+//! use cache_runtime::{cached, Config};
+//!
+//! #[derive(Clone, serde::Serialize, serde::Deserialize)]
+//! struct User { id: u64, name: String }
+//!
+//! #[derive(Debug)]
+//! struct DbError;
+//!
+//! #[cached(expire = 60, namespace = "user")]
+//! async fn get_user(id: u64) -> Result<User, DbError> {
+//!     Ok(User { id, name: format!("user {id}") }) // a slow query, in real life
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), cache_runtime::Error> {
+//!     cache_runtime::init(Config::memory()).await?;       // the embedded default
+//!     let u = get_user(42).await;                         // miss: the body runs, Ok is stored
+//!     let u = get_user(42).await;                         // hit: the body does not run
+//!     get_user_invalidate(42).await;                      // that one entry, everywhere
+//!     cache_runtime::invalidate_namespace("user").await;  // every entry of "user"
+//!     assert_eq!(cache_runtime::stats().await.namespace("user").hits, 1);
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # Backends
+//! | config | where entries live | use it for |
+//! |---|---|---|
+//! | [`Config::memory`] | this process (moka), typed values, no decoding | one process, tests, immutable data |
+//! | [`Config::redis`] | one Redis server, shared by every process | several workers or machines |
+//! | [`Config::redis_cluster`] | a Redis Cluster | more data or load than one Redis takes |
+//! | `…`[`.with_l1(…)`](Config::with_l1) | both: an L1 per process over Redis | hot keys; see [`tiered`] |
+//!
+//! A cache never makes a call fail: when Redis is down, slow (every call has a timeout, 50 ms
+//! by default) or returns bytes it cannot decode, the body runs and its result is returned, a
+//! warning is logged (rate-limited) and a counter goes up ([`Stats`]). After repeated failures
+//! Redis is skipped for a while (circuit breaker) and probed until it answers again.
+//!
+//! # The `#[cached]` attribute
+//! Put it on an `async fn` (free function or method). The function then builds a key from its
+//! arguments, returns the cached value on a hit, and on a miss awaits its body once (concurrent
+//! misses on one key share one run, see [`flight`](crate#single-flight)) and stores the
+//! *awaited* value.
+//!
+//! | option | meaning | default |
+//! |---|---|---|
+//! | `expire = 60` | time to live in seconds | none: kept until evicted or invalidated |
+//! | `namespace = "user"` | the group [`invalidate_namespace`] drops | module path + function name |
+//! | `key = expr` | the key, from an expression over the arguments (any `Serialize`) | all arguments but `self` and skipped ones |
+//! | `skip(db, client)` | arguments left out of the key (pools, handles, state) | none |
+//! | `version = 2` | bump when the value's shape or meaning changes: old entries are ignored | 0 |
+//! | `cache_none` | also cache `None` (for `Option` outputs) | `None` is not cached |
+//! | `http`, `http(...)` | axum handler caching, see the `http` module (feature `axum`) | detected from axum extractors |
+//!
+//! Outputs: `Result<T, E>` caches only `Ok` (errors are returned, never stored); `Option<T>`
+//! caches only `Some` unless `cache_none`; any other type is cached as it is. Cached values
+//! must be [`CacheValue`]: `Clone + Serialize + DeserializeOwned + Send + Sync + 'static`.
+//!
+//! Each cached function `f` gets a companion `f_invalidate` taking the same arguments, which
+//! drops that call's entry in every process (no hand-written keys).
+//!
+//! ```
+//! # use cache_runtime::cached;
+//! # #[derive(Clone)] struct Pool;
+//! # #[derive(Clone, serde::Serialize, serde::Deserialize)] struct Report;
+//! #[cached(expire = 300, namespace = "reports", skip(db), version = 2)]
+//! async fn monthly_report(db: &Pool, year: u16, month: u8) -> Report {
+//!     Report
+//! }
+//!
+//! #[cached(key = format!("{}-{}", lang, slug.to_lowercase()))]
+//! async fn page(slug: String, lang: &str, request_id: u64) -> String {
+//!     format!("<h1>{slug}</h1>")
+//! }
+//!
+//! struct Repo;
+//! impl Repo {
+//!     /// `&self` is never part of the key.
+//!     #[cached(namespace = "user", cache_none)]
+//!     async fn find(&self, email: String) -> Option<u64> {
+//!         None
+//!     }
+//! }
+//! # #[tokio::main] async fn main() {
+//! # cache_runtime::init(cache_runtime::Config::memory()).await.unwrap();
+//! # let _ = monthly_report(&Pool, 2026, 1).await;
+//! # monthly_report_invalidate(&Pool, 2026, 1).await;
+//! # assert_eq!(page("Home".into(), "en", 1).await, page("home".into(), "en", 2).await.replace("home", "Home"));
+//! # assert_eq!(Repo.find("a@b.c".into()).await, None);
+//! # Repo.find_invalidate("a@b.c".into()).await;
+//! # }
+//! ```
+//!
+//! Without [`init`] the functions still work, uncached, and one warning is logged.
+//!
+//! # Single-flight
+//! Concurrent misses on one key run the body once; see the table in [`flight`] for what the
+//! waiting callers get when the running body errors, panics or is cancelled. In short: they
+//! never hang; on an error each runs the body itself, on a panic or cancellation one of them
+//! takes over.
+//!
+//! # Keys
+//! `{prefix}:{namespace}:{function}:v{version}:{type}:{arguments as JSON}`, readable in
+//! `redis-cli`, stable across processes and builds, hashed when long; see [`key`].
+//!
+//! # Manual API
+//! [`Cache::get`], [`Cache::set`], [`Cache::delete`], [`Cache::get_or_insert_with`] for
+//! cache-aside code that does not fit a function. [`cache()`] gives the global instance.
+//!
+//! # Features
+//! - `axum`: HTTP caching of axum 0.8 handlers (ETag, 304, `Cache-Control`, `Age`, `X-Cache`).
+//! - `json`: the [`codec::Json`] codec.
+//! - `tls`: `rediss://` URLs.
+
+#![warn(missing_docs)]
+
+mod backend;
+mod cache;
+pub mod codec;
+mod config;
+mod envelope;
+pub mod flight;
+pub mod key;
+mod namespace;
+mod stats;
+pub mod tiered;
+mod warn;
+
+#[doc(hidden)]
+pub mod __private;
+
+use std::sync::OnceLock;
+
+pub use cache::{Cache, CacheValue, EntryMeta};
+pub use cache_macros::cached;
+pub use codec::{Codec, CodecKind};
+pub use config::{Config, L1};
+pub use error::Error;
+pub use stats::{Stats, StatsSnapshot};
+
+mod error;
+
+static GLOBAL: OnceLock<Cache> = OnceLock::new();
+
+/// Sets the global cache used by `#[cached]`. Call it once, early in `main`.
+///
+/// A second call returns [`Error::AlreadyInitialized`]. With Redis it does not wait for the
+/// server: an unreachable server is not an error (the cache fails open until it connects),
+/// a malformed URL is.
+pub async fn init(config: Config) -> Result<(), Error> {
+    if GLOBAL.get().is_some() {
+        return Err(Error::AlreadyInitialized);
+    }
+    let cache = Cache::new(config).await?;
+    GLOBAL.set(cache).map_err(|_| Error::AlreadyInitialized)
+}
+
+/// The global cache, if [`init`] was called.
+pub fn global() -> Option<&'static Cache> {
+    GLOBAL.get()
+}
+
+/// The global cache, or [`Error::NotInitialized`].
+pub fn cache() -> Result<&'static Cache, Error> {
+    GLOBAL.get().ok_or(Error::NotInitialized)
+}
+
+/// Drops every entry of `namespace` from the global cache, in every process.
+///
+/// Failures are logged and counted; with Redis, an invalidation that cannot reach the server
+/// is kept and re-applied when it answers (see [`tiered`]). Use [`Cache::invalidate_namespace`]
+/// to get the error.
+pub async fn invalidate_namespace(namespace: &str) {
+    match GLOBAL.get() {
+        Some(cache) => {
+            let _ = cache.invalidate_namespace(namespace).await;
+        }
+        None => tracing::warn!(
+            namespace,
+            "invalidate_namespace before cache_runtime::init; nothing to do"
+        ),
+    }
+}
+
+/// Drops every entry of the global cache, in every process.
+pub async fn invalidate_all() {
+    if let Some(cache) = GLOBAL.get() {
+        let _ = cache.invalidate_all().await;
+    }
+}
+
+/// Statistics of the global cache (all zeros before [`init`]).
+pub async fn stats() -> Stats {
+    match GLOBAL.get() {
+        Some(cache) => cache.stats().await,
+        None => Stats::default(),
+    }
+}

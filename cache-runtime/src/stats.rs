@@ -1,0 +1,113 @@
+//! Statistics: hits, misses, inserts, evictions and errors, per namespace and in total.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use serde::Serialize;
+
+/// Live counters of one namespace (or of the cache as a whole).
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) hits: AtomicU64,
+    pub(crate) misses: AtomicU64,
+    pub(crate) inserts: AtomicU64,
+    pub(crate) evictions: AtomicU64,
+    pub(crate) invalidations: AtomicU64,
+    pub(crate) errors: AtomicU64,
+    pub(crate) decode_errors: AtomicU64,
+    pub(crate) oversized: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> StatsSnapshot {
+        StatsSnapshot {
+            hits: self.hits.load(Relaxed),
+            misses: self.misses.load(Relaxed),
+            inserts: self.inserts.load(Relaxed),
+            evictions: self.evictions.load(Relaxed),
+            invalidations: self.invalidations.load(Relaxed),
+            errors: self.errors.load(Relaxed),
+            decode_errors: self.decode_errors.load(Relaxed),
+            oversized: self.oversized.load(Relaxed),
+        }
+    }
+}
+
+/// Counter values at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct StatsSnapshot {
+    /// Lookups answered from the cache.
+    pub hits: u64,
+    /// Lookups that ran the body (including those whose entry was stale or undecodable).
+    pub misses: u64,
+    /// Values stored.
+    pub inserts: u64,
+    /// Entries the in-memory store dropped for capacity or expiry.
+    pub evictions: u64,
+    /// Exact, namespace or whole-cache invalidations performed.
+    pub invalidations: u64,
+    /// Backend failures (timeouts, connection errors, open circuit) that the cache failed open on.
+    pub errors: u64,
+    /// Stored bytes that were foreign, corrupt or of another format (counted as misses too).
+    pub decode_errors: u64,
+    /// Keys or values over the configured size limits, not cached.
+    pub oversized: u64,
+}
+
+impl StatsSnapshot {
+    /// `hits / (hits + misses)`, or 0 when nothing was looked up.
+    pub fn hit_ratio(&self) -> f64 {
+        let lookups = self.hits + self.misses;
+        if lookups == 0 {
+            0.0
+        } else {
+            self.hits as f64 / lookups as f64
+        }
+    }
+
+    fn add(&mut self, other: &StatsSnapshot) {
+        self.hits += other.hits;
+        self.misses += other.misses;
+        self.inserts += other.inserts;
+        self.evictions += other.evictions;
+        self.invalidations += other.invalidations;
+        self.errors += other.errors;
+        self.decode_errors += other.decode_errors;
+        self.oversized += other.oversized;
+    }
+}
+
+/// Statistics of a cache: the total and each namespace's share.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Stats {
+    /// Sums over every namespace, plus failures not tied to one (e.g. the invalidation bus).
+    pub total: StatsSnapshot,
+    /// Per namespace, by name.
+    pub namespaces: BTreeMap<String, StatsSnapshot>,
+}
+
+impl Stats {
+    pub(crate) fn collect<'a>(
+        cache_level: &Counters,
+        namespaces: impl Iterator<Item = (&'a str, &'a Counters)>,
+    ) -> Stats {
+        let mut total = cache_level.snapshot();
+        let namespaces: BTreeMap<String, StatsSnapshot> = namespaces
+            .map(|(name, counters)| {
+                let snap = counters.snapshot();
+                total.add(&snap);
+                (name.to_owned(), snap)
+            })
+            .collect();
+        Stats { total, namespaces }
+    }
+
+    /// The counters of one namespace (zeros if it was never used).
+    pub fn namespace(&self, name: &str) -> StatsSnapshot {
+        self.namespaces.get(name).copied().unwrap_or_default()
+    }
+}
