@@ -1,7 +1,7 @@
 //! Parsing of the attribute's options: `#[cached(expire = 60, namespace = "user", ...)]`.
 
 use syn::meta::ParseNestedMeta;
-use syn::{Expr, Ident, LitInt, LitStr, Token};
+use syn::{Expr, Ident, LitInt, LitStr};
 
 /// The parsed options.
 #[derive(Default)]
@@ -77,9 +77,6 @@ impl Options {
             } else {
                 self.http = Some(proc_macro2::TokenStream::new());
             }
-        } else if meta.input.peek(Token![=]) || meta.input.is_empty() || meta.input.peek(Token![,])
-        {
-            return Err(meta.error(format!("unknown option; expected one of: {KNOWN}")));
         } else {
             return Err(meta.error(format!("unknown option; expected one of: {KNOWN}")));
         }

@@ -20,7 +20,10 @@ struct DbError;
 #[cached(expire = 60, namespace = "user")]
 async fn get_user(id: u64) -> Result<User, DbError> {
     tokio::time::sleep(Duration::from_millis(200)).await;
-    Ok(User { id, name: format!("user {id}") })
+    Ok(User {
+        id,
+        name: format!("user {id}"),
+    })
 }
 
 async fn timed(label: &str, id: u64) {
@@ -43,6 +46,9 @@ async fn main() -> Result<(), cache_runtime::Error> {
     timed("after invalidate_namespace", 42).await;
 
     let stats = cache_runtime::stats().await;
-    println!("\nstats: {}", serde_json::to_string_pretty(&stats).unwrap_or_default());
+    println!(
+        "\nstats: {}",
+        serde_json::to_string_pretty(&stats).unwrap_or_default()
+    );
     Ok(())
 }
