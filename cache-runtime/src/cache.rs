@@ -10,6 +10,7 @@ use crate::backend::memory::{Entry, MemoryStore};
 use crate::backend::redis::RedisStore;
 use crate::config::Backend;
 use crate::envelope;
+use crate::epoch::{KeyEpochs, KeyTicket};
 use crate::flight::{Flights, Outcome, Role, Shared};
 use crate::key;
 use crate::namespace::{Generation, Gens, Namespace, Registry};
@@ -68,6 +69,8 @@ pub(crate) struct Inner {
     pub(crate) counters: Counters,
     /// The invalidation bus and pending invalidations (Redis backends).
     pub(crate) bus: Bus,
+    /// Per-key invalidation epochs (see [`crate::epoch`]).
+    pub(crate) key_epochs: KeyEpochs,
 }
 
 /// Where an entry came from and how old it is, for HTTP `Age` and `max-age`.
@@ -141,6 +144,7 @@ impl Cache {
                 flights: Flights::default(),
                 namespaces: Registry::default(),
                 counters: Counters::default(),
+                key_epochs: KeyEpochs::default(),
             }),
         };
         if let Some(remote) = &cache.inner.remote {
@@ -196,6 +200,7 @@ impl Cache {
             // Memory backend whose generation is always known: unreachable in practice.
             return Lookup::Bypass;
         };
+        let key_ticket = inner.key_epochs.ticket(key);
         let ns_ticket = ns.generation.ticket();
         let all_ticket = inner.all_gen.ticket();
         let read = match remote.read(key, &remote.gen_key(&ns.name)).await {
@@ -215,7 +220,7 @@ impl Cache {
                 if let Some(local) = &inner.local
                     && self.local_usable()
                 {
-                    self.fill_local(local, ctx, key, &value, read.gens, meta)
+                    self.fill_local(local, ctx, key, &value, read.gens, meta, key_ticket)
                         .await;
                 }
                 Lookup::Hit(value, meta)
@@ -262,6 +267,7 @@ impl Cache {
         value: &T,
         gens: Gens,
         meta: EntryMeta,
+        ticket: KeyTicket,
     ) {
         // An L1 entry never outlives its L2 entry.
         let l1_ttl = self.inner.config.l1.map(|l1| l1.ttl);
@@ -285,7 +291,14 @@ impl Cache {
             created_ms: meta.created_ms,
             expires_ms: meta.expires_ms.unwrap_or(0),
         };
-        local.insert(key.to_owned(), entry).await;
+        // Skip the fill if the key was invalidated since the value was read: it could
+        // resurrect what the invalidation removed.
+        if self.inner.key_epochs.is_current(ticket) {
+            local.insert(key.to_owned(), entry).await;
+            if !self.inner.key_epochs.is_current(ticket) {
+                local.remove(key).await;
+            }
+        }
     }
 
     // ----- stores --------------------------------------------------------------------------
@@ -333,7 +346,9 @@ impl Cache {
             if let Some(local) = &inner.local {
                 crate::tiered::announce(self, Pending::Key(key.to_owned())).await;
                 if self.local_usable() {
-                    self.fill_local(local, ctx, key, value, gens, meta).await;
+                    let ticket = inner.key_epochs.ticket(key);
+                    self.fill_local(local, ctx, key, value, gens, meta, ticket)
+                        .await;
                 }
             }
             return Ok(meta);
@@ -412,6 +427,9 @@ impl Cache {
             match self.inner.flights.join(key) {
                 Role::Leader(leader) => {
                     Counters::bump(&ns.stats.misses);
+                    // An invalidation of this key while the body runs means the body may have
+                    // read old data: its result is returned but not stored.
+                    let ticket = self.inner.key_epochs.ticket(key);
                     let out = fut.take().expect("body runs once").await;
                     let Some(value) = M::cacheable(&out) else {
                         leader.finish(None);
@@ -419,7 +437,15 @@ impl Cache {
                     };
                     let shared: Shared = Arc::new(value.clone());
                     leader.finish(Some(shared.clone()));
+                    if !self.inner.key_epochs.is_current(ticket) {
+                        return (out, None, false);
+                    }
                     let meta = self.store(ctx, key, value, Some(shared), gens).await.ok();
+                    if !self.inner.key_epochs.is_current(ticket)
+                        && let Some(local) = &self.inner.local
+                    {
+                        local.remove(key).await;
+                    }
                     return (out, meta, false);
                 }
                 Role::Follower(follower) => match follower.outcome().await {
@@ -449,13 +475,21 @@ impl Cache {
         key: &str,
     ) -> Result<(), Error> {
         Counters::bump(&ns.stats.invalidations);
+        let epochs = &self.inner.key_epochs;
+        epochs.bump(key);
         if let Some(local) = &self.inner.local {
             local.remove(key).await;
         }
-        if self.inner.remote.is_some() {
-            return crate::tiered::apply(self, Pending::Key(key.to_owned())).await;
+        let result = match self.inner.remote {
+            Some(_) => crate::tiered::apply(self, Pending::Key(key.to_owned())).await,
+            None => Ok(()),
+        };
+        // Reads that overlapped the removal may have seen the old value: retire them too.
+        epochs.bump(key);
+        if let Some(local) = &self.inner.local {
+            local.remove(key).await;
         }
-        Ok(())
+        result
     }
 
     /// Drops every entry of `namespace`, in every process, in O(1).
@@ -467,7 +501,10 @@ impl Cache {
             return Ok(());
         }
         ns.generation.forget();
-        crate::tiered::apply(self, Pending::Namespace(namespace.to_owned())).await
+        let result = crate::tiered::apply(self, Pending::Namespace(namespace.to_owned())).await;
+        // A lookup that overlapped may have learnt the old generation: forget it again.
+        ns.generation.forget();
+        result
     }
 
     /// Drops every entry of this cache, in every process.
@@ -481,7 +518,12 @@ impl Cache {
             return Ok(());
         }
         self.inner.all_gen.forget();
-        crate::tiered::apply(self, Pending::All).await
+        let result = crate::tiered::apply(self, Pending::All).await;
+        self.inner.all_gen.forget();
+        if let Some(local) = &self.inner.local {
+            local.clear();
+        }
+        result
     }
 
     // ----- manual API ----------------------------------------------------------------------

@@ -124,6 +124,7 @@ mod cache;
 pub mod codec;
 mod config;
 mod envelope;
+mod epoch;
 pub mod flight;
 pub mod key;
 mod namespace;

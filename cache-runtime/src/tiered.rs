@@ -380,6 +380,7 @@ async fn handle(inner: &Inner, payload: &[u8]) {
             if let Some(local) = &inner.local {
                 local.remove(body).await;
             }
+            inner.key_epochs.bump(body);
         }
         "N" => {
             if let Some(ns) = inner.namespaces.find(body) {

@@ -1,0 +1,74 @@
+//! Per-key invalidation epochs, so an invalidation is not undone by a store that overlapped it.
+//!
+//! A miss takes a [`KeyTicket`] before it reads Redis or runs the body; an invalidation of the
+//! key bumps the key's epoch before and after it removes the entry. A store (or an L1 fill)
+//! whose ticket is no longer current skips storing: the value it holds may predate the
+//! invalidation. It is still returned to its caller. Keys share 1024 stripes, so an unrelated
+//! invalidation can, rarely, skip a store too; that costs one extra miss, never a stale read.
+
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+
+const STRIPES: usize = 1024;
+
+/// The epochs of all keys, striped.
+pub(crate) struct KeyEpochs {
+    stripes: Box<[AtomicU64]>,
+}
+
+/// A key's epoch as seen when a miss began.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct KeyTicket {
+    stripe: usize,
+    epoch: u64,
+}
+
+fn stripe_of(key: &str) -> usize {
+    // FNV-1a: cheap, and only used to spread keys over stripes within this process.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in key.as_bytes() {
+        hash ^= u64::from(*b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    (hash as usize) % STRIPES
+}
+
+impl Default for KeyEpochs {
+    fn default() -> Self {
+        Self {
+            stripes: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+}
+
+impl KeyEpochs {
+    pub(crate) fn ticket(&self, key: &str) -> KeyTicket {
+        let stripe = stripe_of(key);
+        KeyTicket {
+            stripe,
+            epoch: self.stripes[stripe].load(SeqCst),
+        }
+    }
+
+    pub(crate) fn is_current(&self, ticket: KeyTicket) -> bool {
+        self.stripes[ticket.stripe].load(SeqCst) == ticket.epoch
+    }
+
+    pub(crate) fn bump(&self, key: &str) {
+        self.stripes[stripe_of(key)].fetch_add(1, SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bump_retires_tickets_of_that_key() {
+        let epochs = KeyEpochs::default();
+        let t = epochs.ticket("a");
+        assert!(epochs.is_current(t));
+        epochs.bump("a");
+        assert!(!epochs.is_current(t));
+        assert!(epochs.is_current(epochs.ticket("a")));
+    }
+}
