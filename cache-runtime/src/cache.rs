@@ -537,6 +537,35 @@ impl Cache {
         key::build(&head, key, self.inner.config.max_key_len)
     }
 
+    /// The full backend key of the manual-API entry of type `T` under `(namespace, key)`, as
+    /// [`Cache::get`] and [`Cache::set`] use it: handy to inspect an entry in `redis-cli`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cache_runtime::Error> {
+    /// let cache = cache_runtime::Cache::new(cache_runtime::Config::memory()).await?;
+    /// let key = cache.key_for::<String>("user", &42)?;
+    /// assert!(key.starts_with("cache:user:") && key.ends_with(":42"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn key_for<T>(
+        &self,
+        namespace: &str,
+        key: &(impl Serialize + ?Sized),
+    ) -> Result<String, Error> {
+        self.manual_key::<T>(namespace, key)
+    }
+
+    /// Whether Redis is being skipped after repeated failures (its circuit breaker is open),
+    /// e.g. for a health endpoint. Always `false` for the memory backend.
+    pub fn circuit_open(&self) -> bool {
+        self.inner
+            .remote
+            .as_ref()
+            .is_some_and(|remote| remote.circuit_open())
+    }
+
     /// The value of type `T` stored under `(namespace, key)`, if any. Backend failures count
     /// as a miss (logged and counted, never an error).
     pub async fn get<T: CacheValue>(
@@ -656,7 +685,13 @@ impl Cache {
 
     /// The generations a value stored now must carry.
     pub(crate) async fn current_gens(&self, ns: &Namespace) -> Result<Gens, Error> {
-        if let (Some(namespace), Some(all)) = (ns.generation.get(), self.inner.all_gen.get()) {
+        // Remembered generations are only kept fresh by the bus (tiered) or owned locally
+        // (memory); plain Redis reads them, else a write after another process's
+        // invalidation would carry the old generation and be ignored by every reader.
+        let trusted = self.inner.remote.is_none() || self.inner.local.is_some();
+        if trusted
+            && let (Some(namespace), Some(all)) = (ns.generation.get(), self.inner.all_gen.get())
+        {
             return Ok(Gens { namespace, all });
         }
         let remote = self.inner.remote.as_ref().ok_or(Error::NotConnected)?;

@@ -49,8 +49,7 @@ impl Breaker {
                 .is_ok()
     }
 
-    /// Whether the breaker is open (Redis is being skipped).
-    #[cfg(test)]
+    /// Whether the breaker is open (Redis is being skipped, or probed once per cooldown).
     pub(crate) fn is_open(&self) -> bool {
         self.open_until.load(SeqCst) != 0
     }

@@ -66,7 +66,11 @@ fn open_client(url: &str) -> Result<redis::Client, Error> {
             "expected redis://, rediss:// or unix:// URL",
         ));
     }
-    redis::Client::open(url).map_err(|e| invalid_url(url, e))
+    let client = redis::Client::open(url).map_err(|e| invalid_url(url, e))?;
+    if client.get_connection_info().redis_settings().db() < 0 {
+        return Err(invalid_url(url, "the database number must not be negative"));
+    }
+    Ok(client)
 }
 
 impl RedisStore {
@@ -115,6 +119,11 @@ impl RedisStore {
         tokio::spawn(async move {
             let _ = redis::cmd("PING").query_async::<Value>(&mut conn).await;
         });
+    }
+
+    /// Whether the circuit breaker is open (Redis is being skipped).
+    pub(crate) fn circuit_open(&self) -> bool {
+        self.breaker.is_open()
     }
 
     /// The key holding `namespace`'s generation.
