@@ -7,11 +7,13 @@ use proc_macro::TokenStream;
 use syn::ItemFn;
 
 mod expand;
+mod http;
 mod options;
 
 /// Caches an `async fn`'s awaited result; see the `cache-runtime` crate docs for the options.
 #[proc_macro_attribute]
 pub fn cached(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let attr2 = proc_macro2::TokenStream::from(attr.clone());
     let mut opts = options::Options::default();
     let parser = syn::meta::parser(|meta| opts.parse_meta(meta));
     if let Err(e) = syn::parse::Parser::parse(parser, attr) {
@@ -37,7 +39,12 @@ pub fn cached(attr: TokenStream, item: TokenStream) -> TokenStream {
         .to_compile_error()
         .into();
     }
-    match expand::expand(item, opts) {
+    let expanded = if http::is_handler(&item, &opts) {
+        http::expand(item, opts, &attr2)
+    } else {
+        expand::expand(item, opts)
+    };
+    match expanded {
         Ok(tokens) => tokens.into(),
         Err(e) => e.to_compile_error().into(),
     }

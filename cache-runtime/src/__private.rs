@@ -184,3 +184,35 @@ pub async fn invalidate(site: &'static Site, key: CallKey) {
 pub fn key_expr<T: Serialize + ?Sized>(value: &T) -> &T {
     value
 }
+
+/// What the expansion of `#[cached]` on an axum handler calls (feature `axum`); see
+/// [`crate::http`].
+#[cfg(feature = "axum")]
+pub mod http {
+    pub use crate::http::__reexport::{IntoResponse, Response};
+    pub use crate::http::{HandlerSpec, HttpSite, RequestParts, Visibility, serve};
+
+    /// Implemented when the `axum` feature is on (see the other cfg).
+    pub trait AxumFeature {}
+    impl AxumFeature for () {}
+    /// Compiles only with the `axum` feature.
+    pub fn require_axum_feature<T: AxumFeature>() {}
+
+    /// Turns a handler's output into a response.
+    pub fn into_response<T: IntoResponse>(output: T) -> Response {
+        output.into_response()
+    }
+}
+
+/// Without the `axum` feature a cached handler fails to compile with this message.
+#[cfg(not(feature = "axum"))]
+pub mod http {
+    /// Implemented only when the `axum` feature is on.
+    #[diagnostic::on_unimplemented(
+        message = "#[cached] on an axum handler needs the `axum` feature of cache-runtime",
+        label = "add `features = [\"axum\"]` to the cache-runtime dependency"
+    )]
+    pub trait AxumFeature {}
+    /// Fails to compile without the `axum` feature.
+    pub fn require_axum_feature<T: AxumFeature>() {}
+}

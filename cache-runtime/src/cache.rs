@@ -467,6 +467,38 @@ impl Cache {
         }
     }
 
+    /// Runs `fut` without looking `key` up and stores its value over the entry (an HTTP client's
+    /// `Cache-Control: no-cache`). On a backend failure the value is returned, not stored.
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
+    pub(crate) async fn refresh<M, O, Fut>(
+        &self,
+        ctx: &Ctx<'_>,
+        key: &str,
+        fut: Fut,
+    ) -> (O, Option<EntryMeta>)
+    where
+        M: Mode<O>,
+        Fut: Future<Output = O>,
+    {
+        Counters::bump(&ctx.namespace.stats.misses);
+        let gens = self.current_gens(ctx.namespace).await;
+        let ticket = self.inner.key_epochs.ticket(key);
+        let out = fut.await;
+        let (Ok(gens), Some(value)) = (gens, M::cacheable(&out)) else {
+            return (out, None);
+        };
+        if !self.inner.key_epochs.is_current(ticket) {
+            return (out, None);
+        }
+        let meta = self.store(ctx, key, value, None, gens).await.ok();
+        if !self.inner.key_epochs.is_current(ticket)
+            && let Some(local) = &self.inner.local
+        {
+            local.remove(key).await;
+        }
+        (out, meta)
+    }
+
     // ----- invalidation --------------------------------------------------------------------
 
     pub(crate) async fn invalidate_key_in(

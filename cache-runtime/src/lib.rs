@@ -126,6 +126,8 @@ mod config;
 mod envelope;
 mod epoch;
 pub mod flight;
+#[cfg(feature = "axum")]
+pub mod http;
 pub mod key;
 mod namespace;
 mod stats;

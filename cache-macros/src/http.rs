@@ -1,0 +1,335 @@
+//! `#[cached]` on an axum handler: detection, the `http(...)` options, and the expansion.
+//!
+//! The expansion keeps the handler's body in an inner `async fn` with the original signature,
+//! and wraps it in a handler that takes one more extractor (`RequestParts`) and calls
+//! `cache_runtime::__private::http::serve`, where all the HTTP logic lives.
+
+use proc_macro2::{Span, TokenStream, TokenTree};
+use quote::{format_ident, quote};
+use syn::visit::Visit;
+use syn::{FnArg, ItemFn, LitInt, LitStr, Pat, ReturnType, Type};
+
+use crate::options::Options;
+
+/// Extractor names recognised in argument patterns (`Path(id)`) and types (`HeaderMap`).
+const EXTRACTORS: &[&str] = &[
+    "Path",
+    "State",
+    "Query",
+    "Json",
+    "Form",
+    "Extension",
+    "HeaderMap",
+    "Method",
+    "Uri",
+    "OriginalUri",
+    "MatchedPath",
+    "RawQuery",
+    "ConnectInfo",
+    "Request",
+    "TypedHeader",
+];
+
+/// Return-type names that only a handler returns.
+const RESPONSES: &[&str] = &["IntoResponse", "Response", "Json", "Html", "Redirect"];
+
+/// Whether `item` is an axum handler: the `http` option, an extractor argument, or a
+/// response return type.
+pub(crate) fn is_handler(item: &ItemFn, opts: &Options) -> bool {
+    if opts.http.is_some() {
+        return true;
+    }
+    let extractor_arg = item.sig.inputs.iter().any(|arg| match arg {
+        FnArg::Typed(pt) => {
+            let by_pattern = match &*pt.pat {
+                Pat::TupleStruct(ts) => ts
+                    .path
+                    .segments
+                    .last()
+                    .is_some_and(|s| EXTRACTORS.contains(&s.ident.to_string().as_str())),
+                _ => false,
+            };
+            by_pattern || outer_name(&pt.ty).is_some_and(|n| EXTRACTORS.contains(&n.as_str()))
+        }
+        FnArg::Receiver(_) => false,
+    });
+    let response_ret = match &item.sig.output {
+        ReturnType::Type(_, ty) => mentions(ty, RESPONSES),
+        ReturnType::Default => false,
+    };
+    extractor_arg || response_ret
+}
+
+fn outer_name(ty: &Type) -> Option<String> {
+    match ty {
+        Type::Path(p) => p.path.segments.last().map(|s| s.ident.to_string()),
+        _ => None,
+    }
+}
+
+/// Whether any path segment or trait bound in `ty` is named one of `names`.
+fn mentions(ty: &Type, names: &[&str]) -> bool {
+    struct Finder<'a>(&'a [&'a str], bool);
+    impl<'ast> Visit<'ast> for Finder<'_> {
+        fn visit_path_segment(&mut self, s: &'ast syn::PathSegment) {
+            if self.0.contains(&s.ident.to_string().as_str()) {
+                self.1 = true;
+            }
+            syn::visit::visit_path_segment(self, s);
+        }
+    }
+    let mut f = Finder(names, false);
+    f.visit_type(ty);
+    f.1
+}
+
+/// The parsed `http(...)` options.
+#[derive(Default)]
+struct HttpOptions {
+    vary: Vec<LitStr>,
+    /// `Some(true)` = private.
+    visibility: Option<bool>,
+    status_header: Option<LitStr>,
+    validate_only: bool,
+    allow_credentials: bool,
+    statuses: Vec<u16>,
+}
+
+const KNOWN: &str = "vary(\"header\", ...), public, private, status_header = \"...\", validate_only, allow_credentials, statuses(200, ...)";
+
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+impl HttpOptions {
+    fn parse(tokens: TokenStream) -> syn::Result<Self> {
+        let mut o = HttpOptions::default();
+        // `vary("a", "b")` holds string literals, which `parse_nested_meta` cannot read: take
+        // it out of the token stream first.
+        let tokens = o.take_vary(tokens)?;
+        let parser = syn::meta::parser(|meta| {
+            let path = &meta.path;
+            if path.is_ident("vary") {
+                Err(meta
+                    .error("`vary` takes a list of header names, e.g. `vary(\"accept-language\")`"))
+            } else if path.is_ident("public") || path.is_ident("private") {
+                if o.visibility.is_some() {
+                    return Err(meta.error("give one of `public` or `private`, not both"));
+                }
+                o.visibility = Some(path.is_ident("private"));
+                Ok(())
+            } else if path.is_ident("status_header") {
+                let lit: LitStr = meta.value()?.parse()?;
+                if !is_token(&lit.value()) {
+                    return Err(syn::Error::new_spanned(
+                        &lit,
+                        "`status_header` must be a header name, e.g. `status_header = \"X-Cache\"`",
+                    ));
+                }
+                o.status_header = Some(lit);
+                Ok(())
+            } else if path.is_ident("validate_only") {
+                o.validate_only = true;
+                Ok(())
+            } else if path.is_ident("allow_credentials") {
+                o.allow_credentials = true;
+                Ok(())
+            } else if path.is_ident("statuses") {
+                let content;
+                syn::parenthesized!(content in meta.input);
+                let lits = content.parse_terminated(|s| s.parse::<LitInt>(), syn::Token![,])?;
+                for lit in lits {
+                    let code: u16 = lit.base10_parse().unwrap_or(0);
+                    if !(100..=599).contains(&code) {
+                        return Err(syn::Error::new_spanned(
+                            &lit,
+                            "`statuses(...)` takes HTTP status codes (100 to 599), e.g. `statuses(200, 404)`",
+                        ));
+                    }
+                    o.statuses.push(code);
+                }
+                Ok(())
+            } else {
+                Err(meta.error(format!("unknown `http` option; expected one of: {KNOWN}")))
+            }
+        });
+        syn::parse::Parser::parse2(parser, tokens)?;
+        Ok(o)
+    }
+
+    /// Removes `vary(...)` from `tokens`, parsing its literals.
+    fn take_vary(&mut self, tokens: TokenStream) -> syn::Result<TokenStream> {
+        let mut out = Vec::new();
+        let mut iter = tokens.into_iter().peekable();
+        while let Some(tt) = iter.next() {
+            if let TokenTree::Ident(ident) = &tt
+                && ident == "vary"
+                && let Some(TokenTree::Group(group)) = iter.peek()
+            {
+                let group = group.clone();
+                iter.next();
+                let lits = syn::parse::Parser::parse2(
+                    syn::punctuated::Punctuated::<LitStr, syn::Token![,]>::parse_terminated,
+                    group.stream(),
+                )
+                .map_err(|e| {
+                    syn::Error::new(
+                        e.span(),
+                        "`vary(...)` takes header names as strings, e.g. `vary(\"accept-language\")`",
+                    )
+                })?;
+                for lit in lits {
+                    if !is_token(&lit.value()) {
+                        return Err(syn::Error::new_spanned(
+                            &lit,
+                            "not a header name; `vary(...)` takes names such as \"accept-language\"",
+                        ));
+                    }
+                    self.vary.push(lit);
+                }
+                // Drop the comma that followed, if any.
+                if matches!(iter.peek(), Some(TokenTree::Punct(p)) if p.as_char() == ',') {
+                    iter.next();
+                }
+                continue;
+            }
+            out.push(tt);
+        }
+        Ok(out.into_iter().collect())
+    }
+}
+
+/// Finds the option `name` in the attribute's tokens, for an error span.
+fn option_span(attr: &TokenStream, name: &str) -> Option<Span> {
+    attr.clone().into_iter().find_map(|tt| match tt {
+        TokenTree::Ident(i) if i == name => Some(i.span()),
+        _ => None,
+    })
+}
+
+/// Expands `#[cached]` on an axum handler.
+pub(crate) fn expand(item: ItemFn, opts: Options, attr: &TokenStream) -> syn::Result<TokenStream> {
+    let on_handler = "on an axum handler the cache key is the request (method, path, query and \
+                      the headers in `http(vary(...))`), never the arguments";
+    if let Some(key) = &opts.key {
+        return Err(syn::Error::new_spanned(
+            key,
+            format!("{on_handler}: remove `key = ...`"),
+        ));
+    }
+    if let Some(skip) = opts.skip.first() {
+        return Err(syn::Error::new_spanned(
+            skip,
+            format!("{on_handler}: extractors are never part of the key, remove `skip(...)`"),
+        ));
+    }
+    let span = |name| option_span(attr, name).unwrap_or_else(|| item.sig.ident.span());
+    if opts.cache_none {
+        return Err(syn::Error::new(
+            span("cache_none"),
+            "`cache_none` does not apply to an axum handler: responses are cached by status \
+             code; use `http(statuses(...))`",
+        ));
+    }
+    if opts.version != 0 {
+        return Err(syn::Error::new(
+            span("version"),
+            "`version` does not apply to an axum handler: responses are keyed by URL; after a \
+             change of the response format use another `namespace` or call \
+             `cache_runtime::invalidate_namespace`",
+        ));
+    }
+    if let Some(FnArg::Receiver(r)) = item.sig.inputs.first() {
+        return Err(syn::Error::new_spanned(
+            r,
+            "an axum handler is a free `async fn`; move it out of the `impl` block",
+        ));
+    }
+    let http = HttpOptions::parse(opts.http.clone().unwrap_or_default())?;
+
+    let fname = item.sig.ident.to_string();
+    let namespace = match &opts.namespace {
+        Some(ns) => quote!(#ns),
+        None => quote!(::core::concat!(::core::module_path!(), "::", #fname)),
+    };
+    let ttl = match opts.expire {
+        Some(s) => quote!(::core::option::Option::Some(#s)),
+        None => quote!(::core::option::Option::None),
+    };
+    let vary = &http.vary;
+    let visibility = match http.visibility {
+        Some(true) => {
+            quote!(::core::option::Option::Some(
+                ::cache_runtime::__private::http::Visibility::Private
+            ))
+        }
+        Some(false) => {
+            quote!(::core::option::Option::Some(
+                ::cache_runtime::__private::http::Visibility::Public
+            ))
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    let status_header = match &http.status_header {
+        Some(lit) => quote!(::core::option::Option::Some(#lit)),
+        None => quote!(::core::option::Option::None),
+    };
+    let validate_only = http.validate_only;
+    let allow_credentials = http.allow_credentials;
+    let statuses = &http.statuses;
+
+    let ItemFn {
+        attrs,
+        vis,
+        sig,
+        block,
+    } = &item;
+    let mut inner_sig = sig.clone();
+    inner_sig.ident = format_ident!("__cached_handler");
+    let mut outer_sig = sig.clone();
+    let mut arg_names = Vec::new();
+    let mut outer_inputs: syn::punctuated::Punctuated<FnArg, syn::Token![,]> =
+        syn::punctuated::Punctuated::new();
+    outer_inputs.push(syn::parse_quote!(
+        __cache_request: ::cache_runtime::__private::http::RequestParts
+    ));
+    for (i, arg) in sig.inputs.iter().enumerate() {
+        if let FnArg::Typed(pt) = arg {
+            let name = format_ident!("__cache_arg{}", i);
+            let ty = &pt.ty;
+            outer_inputs.push(syn::parse_quote!(#name: #ty));
+            arg_names.push(name);
+        }
+    }
+    outer_sig.inputs = outer_inputs;
+    outer_sig.output = syn::parse_quote!(-> ::cache_runtime::__private::http::Response);
+
+    Ok(quote! {
+        #(#attrs)*
+        #vis #outer_sig {
+            #[allow(clippy::unused_async)]
+            #inner_sig #block
+            ::cache_runtime::__private::http::require_axum_feature::<()>();
+            static __CACHE_HTTP_SITE: ::cache_runtime::__private::http::HttpSite =
+                ::cache_runtime::__private::http::HttpSite::new(
+                    ::cache_runtime::__private::http::HandlerSpec {
+                        namespace: #namespace,
+                        function: #fname,
+                        ttl_secs: #ttl,
+                        vary: &[#(#vary),*],
+                        visibility: #visibility,
+                        status_header: #status_header,
+                        validate_only: #validate_only,
+                        allow_credentials: #allow_credentials,
+                        statuses: &[#(#statuses),*],
+                    },
+                );
+            ::cache_runtime::__private::http::serve(&__CACHE_HTTP_SITE, __cache_request, async move {
+                ::cache_runtime::__private::http::into_response(__cached_handler(#(#arg_names),*).await)
+            })
+            .await
+        }
+    })
+}

@@ -1,0 +1,132 @@
+//! HTTP caching of axum 0.8 handlers (feature `axum`): `#[cached]` on a handler stores its
+//! response and speaks HTTP caching (ETag, 304, `Cache-Control`, `Age`, `X-Cache`).
+//!
+//! ```
+//! use axum::{Json, Router, extract::{Path, State}, routing::get};
+//! use cache_runtime::cached;
+//!
+//! #[derive(Clone)]
+//! struct Db;
+//!
+//! #[derive(serde::Serialize)]
+//! struct Item { id: u64, name: String }
+//!
+//! #[cached(expire = 60, namespace = "items")]
+//! async fn get_item(Path(id): Path<u64>, State(db): State<Db>) -> Json<Item> {
+//!     Json(Item { id, name: format!("item {id}") })
+//! }
+//!
+//! async fn put_item(Path(id): Path<u64>) {
+//!     // ... write the item, then drop its cached responses, in every process:
+//!     cache_runtime::http::invalidate_path("items", &format!("/items/{id}")).await;
+//! }
+//!
+//! let app: Router = Router::new()
+//!     .route("/items/{id}", get(get_item).put(put_item))
+//!     .with_state(Db);
+//! ```
+//!
+//! # How the macro recognises a handler
+//! `#[cached]` treats an `async fn` as an axum handler when
+//! - the attribute says `http` or `http(...)`, or
+//! - an argument is an axum extractor, by pattern or type: `Path(..)`, `State(..)`,
+//!   `Query(..)`, `Json(..)`, `Form(..)`, `Extension(..)`, `HeaderMap`, `Method`, `Uri`,
+//!   `OriginalUri`, `MatchedPath`, `RawQuery`, `ConnectInfo(..)`, `Request`, or
+//! - the return type mentions `IntoResponse`, `Response`, `Json`, `Html` or `Redirect`
+//!   (also inside `Result<Json<T>, E>`).
+//!
+//! Anything else is a plain cached function (see the crate docs). A handler's key is the
+//! request, never its arguments: extractors such as `State` and database pools are not part
+//! of it, so `key = ...`, `skip(...)`, `cache_none` and `version` are compile errors on a
+//! handler. The expansion adds one extractor argument ([`RequestParts`]: method, URI,
+//! headers) before the handler's own, and returns an [`axum::response::Response`]; the body
+//! runs unchanged when the cache has to run it.
+//!
+//! # `http(...)` options
+//! | option | meaning | default |
+//! |---|---|---|
+//! | `vary("accept-language", ...)` | request headers that select the response: part of the key, sent in `Vary` | none |
+//! | `public` / `private` | `Cache-Control` visibility | [`HttpConfig`] (`public`) |
+//! | `status_header = "X-Cache-Status"` | the `HIT` / `MISS` / `BYPASS` header | [`HttpConfig`] (`X-Cache`) |
+//! | `validate_only` | ETag and 304 only, nothing stored (the handler always runs) | off |
+//! | `allow_credentials` | requests with `Authorization` / `Cookie` may use the shared entry | off |
+//! | `statuses(200, 404)` | status codes that may be stored | 2xx except 206 |
+//!
+//! `expire = N` is the entry's TTL and the `max-age` clients see (the remaining TTL, so a
+//! CDN never holds a response longer than the server does); `namespace` groups entries for
+//! [`crate::invalidate_namespace`] and [`invalidate_path`].
+//!
+//! ```
+//! # use axum::{Json, http::HeaderMap};
+//! # use cache_runtime::cached;
+//! // One entry per language, announced in `Vary: accept-language`; browsers only.
+//! #[cached(expire = 300, namespace = "home", http(vary("accept-language"), private))]
+//! async fn home(headers: HeaderMap) -> Json<String> {
+//!     let lang = headers.get("accept-language").and_then(|v| v.to_str().ok()).unwrap_or("en");
+//!     Json(format!("hello ({lang})"))
+//! }
+//!
+//! // Only validation: the body always runs, a matching If-None-Match gets a 304.
+//! #[cached(http(validate_only))]
+//! async fn report() -> String {
+//!     "a large report".to_owned()
+//! }
+//! # let _: axum::Router = axum::Router::new()
+//! #     .route("/", axum::routing::get(home))
+//! #     .route("/report", axum::routing::get(report));
+//! ```
+//!
+//! # Behaviour
+//! - **Methods**: GET and HEAD are served from the cache (HEAD from GET's entry, headers
+//!   only); any other method runs the handler and returns its response untouched.
+//! - **What is stored**: status, the headers that matter and the body bytes, for 2xx
+//!   responses (but 206) that set no cookie and whose `Cache-Control` says neither `private`,
+//!   `no-store` nor `no-cache`; see [`response`]. Everything else passes through.
+//! - **ETag**: strong, quoted, BLAKE3 of the body bytes, the same in every process
+//!   ([`etag`]). `If-None-Match` (a list, weak comparison, `*`) that matches gives `304 Not
+//!   Modified` with `ETag`, `Cache-Control` and no body, on a hit without running the
+//!   handler, and on a miss too.
+//! - **Headers we send**: `Cache-Control: public|private, max-age=<remaining TTL>` (`no-cache`
+//!   instead of `max-age` without `expire`), `Age` on hits, `Vary` for varied headers, and
+//!   `X-Cache: HIT|MISS|BYPASS`.
+//! - **Request `Cache-Control`** ([`cache_control`]): `no-store` means no read and no write
+//!   (`BYPASS`); `no-cache` or `max-age=0` run the handler and refresh the entry (`MISS`);
+//!   lists such as `no-cache, no-store` work.
+//! - **Key** ([`key`]): GET, the path, the query in canonical order, and the values of the
+//!   varied headers.
+//! - **Credentials**: a request with `Authorization` or `Cookie` is never answered from, nor
+//!   stored into, a shared entry (`BYPASS`, `Cache-Control: private`), unless the handler
+//!   opts in with `allow_credentials`, or varies on `authorization` / `cookie` (one entry per
+//!   credential, sent `private`).
+//! - **Failures**: the cache never fails a request: a backend error serves the handler's
+//!   response (`MISS`), logged and counted.
+//!
+//! # Invalidation
+//! See [`invalidate`]: [`invalidate_path`] for one URL, [`crate::invalidate_namespace`] for
+//! all responses of a namespace. Both work on every backend, across processes.
+
+pub mod cache_control;
+mod config;
+pub mod etag;
+mod invalidate;
+pub mod key;
+mod request;
+pub mod response;
+mod serve;
+mod site;
+
+pub use cache_control::Visibility;
+pub use config::{HttpConfig, configure};
+pub use invalidate::{invalidate_path, invalidate_path_in};
+pub use request::RequestParts;
+pub use response::StoredResponse;
+#[doc(hidden)]
+pub use serve::serve;
+#[doc(hidden)]
+pub use site::{HandlerSpec, HttpSite};
+
+/// Re-exports for the expansion: the user's crate need not name `axum` itself.
+#[doc(hidden)]
+pub mod __reexport {
+    pub use axum::response::{IntoResponse, Response};
+}

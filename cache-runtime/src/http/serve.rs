@@ -1,0 +1,233 @@
+//! [`serve`]: one request to a cached handler, from the request's headers to the response.
+//!
+//! 1. Not GET or HEAD: the handler runs and its response is returned untouched.
+//! 2. `validate_only`: the handler runs; a cacheable response gets an ETag and may become a
+//!    304. Nothing is stored.
+//! 3. Bypass (no cache read or write, `X-Cache: BYPASS`): request `Cache-Control: no-store`;
+//!    `Authorization` or `Cookie` on a handler that neither varies on them nor opts in with
+//!    `allow_credentials` (the response is then `private`); no [`crate::init`].
+//! 4. Request `no-cache` or `max-age=0`: the handler runs and its response replaces the entry
+//!    (`MISS`).
+//! 5. Otherwise a lookup: a hit is answered without running the handler (`HIT`, with `Age`);
+//!    a miss runs it once for all concurrent requests of the key (`MISS`).
+//!
+//! Every cacheable answer carries `ETag`, `Cache-Control: public|private, max-age=<remaining
+//! TTL>` and `Vary` (when the handler varies on headers); when `If-None-Match` matches, it is
+//! a `304 Not Modified` with those headers and no body, on hits and misses alike. HEAD gets
+//! the headers (with the body's `Content-Length`) and no body.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::body::Body;
+use axum::response::Response;
+use http::header::{self, HeaderValue};
+use http::{Method, StatusCode};
+
+use super::cache_control::{self, RequestDirectives, Visibility};
+use super::request::RequestParts;
+use super::response::{Captured, StorePolicy, StoredResponse, capture};
+use super::site::{HttpSite, Resolved};
+use crate::EntryMeta;
+use crate::cache::{Ctx, Mode, type_tag_bytes};
+use crate::warn::now_ms;
+
+/// How a response relates to the cache, for the status header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    Hit,
+    Miss,
+    Bypass,
+    /// `validate_only`: no status header.
+    None,
+}
+
+/// The output mode of a handler: the stored value is the buffered response.
+pub(crate) struct HttpMode;
+
+impl Mode<Captured> for HttpMode {
+    type Value = StoredResponse;
+    fn cacheable(output: &Captured) -> Option<&StoredResponse> {
+        match output {
+            Captured::Stored(s) => Some(s),
+            Captured::Passed(_) => None,
+        }
+    }
+    fn from_value(value: StoredResponse) -> Captured {
+        Captured::Stored(value)
+    }
+}
+
+static WARNED_UNINIT: AtomicBool = AtomicBool::new(false);
+
+/// Serves one request to a cached handler; `handler` is its body, already turned into a
+/// [`Response`]. See the module docs for the steps.
+pub async fn serve<F>(site: &'static HttpSite, req: RequestParts, handler: F) -> Response
+where
+    F: Future<Output = Response>,
+{
+    let is_head = req.method == Method::HEAD;
+    if req.method != Method::GET && !is_head {
+        return handler.await;
+    }
+    let r = site.resolved();
+    let spec = &site.spec;
+    let state = site.state();
+    let max_body = state.map_or(1 << 20, |s| s.cache.config().max_value_bytes);
+    let policy = StorePolicy {
+        statuses: spec.statuses,
+        max_body,
+        status_header: &r.status_header,
+    };
+    let reply = Reply {
+        r,
+        req: &req,
+        is_head,
+        ttl: spec.ttl_secs,
+    };
+    if spec.validate_only {
+        let captured = capture(handler.await, &policy).await;
+        return reply.send(captured, Status::None, None, r.visibility);
+    }
+    let directives = RequestDirectives::parse(&req.headers);
+    let credentialed = !spec.allow_credentials
+        && !r.keyed_by_credentials
+        && (req.headers.contains_key(header::AUTHORIZATION)
+            || req.headers.contains_key(header::COOKIE));
+    if state.is_none() && !WARNED_UNINIT.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            function = spec.function,
+            "cache_runtime::init was not called: cached handlers run uncached"
+        );
+    }
+    let key = match state {
+        Some(state) if !directives.no_store && !credentialed => {
+            let config = state.cache.config();
+            let values = super::key::vary_values(&req.headers, &r.vary);
+            super::key::request_key(
+                &config.prefix,
+                spec.namespace,
+                config.max_key_len,
+                req.uri.path(),
+                req.uri.query(),
+                &values,
+            )
+            .ok()
+            .map(|key| (state, key))
+        }
+        _ => None,
+    };
+    let Some((state, key)) = key else {
+        let captured = capture(handler.await, &policy).await;
+        let visibility = if credentialed {
+            Visibility::Private
+        } else {
+            r.visibility
+        };
+        return reply.send(captured, Status::Bypass, None, visibility);
+    };
+    let ctx = Ctx {
+        namespace: &state.namespace,
+        ttl: spec.ttl_secs.map(std::time::Duration::from_secs),
+        type_tag: type_tag_bytes::<StoredResponse>(),
+    };
+    let body = async { capture(handler.await, &policy).await };
+    if directives.wants_fresh() {
+        let (captured, meta) = state
+            .cache
+            .refresh::<HttpMode, Captured, _>(&ctx, &key, body)
+            .await;
+        return reply.send(captured, Status::Miss, meta, r.visibility);
+    }
+    let (captured, meta, hit) = state
+        .cache
+        .run::<HttpMode, Captured, _>(&ctx, &key, body)
+        .await;
+    let status = if hit { Status::Hit } else { Status::Miss };
+    reply.send(captured, status, meta, r.visibility)
+}
+
+/// Builds the answer to one request.
+struct Reply<'a> {
+    r: &'a Resolved,
+    req: &'a RequestParts,
+    is_head: bool,
+    ttl: Option<u64>,
+}
+
+impl Reply<'_> {
+    fn send(
+        &self,
+        captured: Captured,
+        status: Status,
+        meta: Option<EntryMeta>,
+        visibility: Visibility,
+    ) -> Response {
+        let stored = match captured {
+            Captured::Stored(stored) => stored,
+            Captured::Passed(mut response) => {
+                if let Some(value) = self.status_value(status) {
+                    response
+                        .headers_mut()
+                        .insert(self.r.status_header.clone(), value);
+                }
+                return response;
+            }
+        };
+        let now = now_ms();
+        let max_age = match meta.and_then(|m| m.expires_ms) {
+            Some(at) => Some(at.saturating_sub(now) / 1000),
+            None => self.ttl,
+        };
+        let age = match (status, meta) {
+            (Status::Hit, Some(m)) => Some(now.saturating_sub(m.created_ms) / 1000),
+            (Status::Hit, None) => Some(0),
+            _ => None,
+        };
+        let etag = stored.etag().clone();
+        let cache_control = cache_control::header_value(visibility, max_age);
+        let not_modified = super::etag::none_match_matches(&self.req.headers, &etag);
+        let mut response = if not_modified {
+            let mut response = Response::new(Body::empty());
+            *response.status_mut() = StatusCode::NOT_MODIFIED;
+            response
+        } else {
+            let mut response = if self.is_head {
+                Response::new(Body::empty())
+            } else {
+                Response::new(Body::from(stored.body().clone()))
+            };
+            *response.status_mut() = stored.status();
+            let headers = response.headers_mut();
+            headers.extend(stored.headers().clone());
+            if self.is_head {
+                headers.insert(
+                    header::CONTENT_LENGTH,
+                    HeaderValue::from(stored.body().len()),
+                );
+            }
+            response
+        };
+        let headers = response.headers_mut();
+        headers.insert(header::ETAG, etag);
+        headers.insert(header::CACHE_CONTROL, cache_control);
+        if let Some(vary) = &self.r.vary_header {
+            headers.append(header::VARY, vary.clone());
+        }
+        if let Some(age) = age {
+            headers.insert(header::AGE, HeaderValue::from(age));
+        }
+        if let Some(value) = self.status_value(status) {
+            headers.insert(self.r.status_header.clone(), value);
+        }
+        response
+    }
+
+    fn status_value(&self, status: Status) -> Option<HeaderValue> {
+        Some(HeaderValue::from_static(match status {
+            Status::Hit => "HIT",
+            Status::Miss => "MISS",
+            Status::Bypass => "BYPASS",
+            Status::None => return None,
+        }))
+    }
+}

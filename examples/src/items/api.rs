@@ -1,0 +1,102 @@
+//! The routes and handlers of the items API.
+
+use std::time::Duration;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use cache_runtime::cached;
+use serde_json::{Value, json};
+
+use super::{ApiError, Db, Item, NewItem};
+
+/// The API's router over `db`.
+pub fn router(db: Db) -> Router {
+    Router::new()
+        .route("/items", get(list_items).post(create_item))
+        .route(
+            "/items/{id}",
+            get(get_item).put(update_item).delete(delete_item),
+        )
+        .route("/cached-time", get(cached_time))
+        .route("/stats", get(stats))
+        .with_state(db)
+}
+
+/// `GET /items`: every item.
+#[cached(expire = 60, namespace = "items")]
+async fn list_items(State(db): State<Db>) -> Result<Json<Vec<Item>>, ApiError> {
+    Ok(Json(db.list().await?))
+}
+
+/// `GET /items/{id}`: one item, 404 when unknown (404s are not cached).
+#[cached(expire = 60, namespace = "items")]
+async fn get_item(Path(id): Path<u64>, State(db): State<Db>) -> Result<Json<Item>, ApiError> {
+    db.get(id).await?.map(Json).ok_or(ApiError::NotFound(id))
+}
+
+/// Drops the cached responses an item change makes stale, in every process.
+async fn invalidate_item(id: u64) {
+    cache_runtime::http::invalidate_path("items", &format!("/items/{id}")).await;
+    cache_runtime::http::invalidate_path("items", "/items").await;
+}
+
+/// `POST /items`: creates an item (201).
+async fn create_item(
+    State(db): State<Db>,
+    body: Result<Json<NewItem>, JsonRejection>,
+) -> Result<(StatusCode, Json<Item>), ApiError> {
+    let Json(new) = body?;
+    new.validate()?;
+    let item = db.create(new).await?;
+    invalidate_item(item.id).await;
+    tracing::info!(id = item.id, "item created");
+    Ok((StatusCode::CREATED, Json(item)))
+}
+
+/// `PUT /items/{id}`: replaces an item.
+async fn update_item(
+    Path(id): Path<u64>,
+    State(db): State<Db>,
+    body: Result<Json<NewItem>, JsonRejection>,
+) -> Result<Json<Item>, ApiError> {
+    let Json(new) = body?;
+    new.validate()?;
+    let item = db.update(id, new).await?.ok_or(ApiError::NotFound(id))?;
+    invalidate_item(id).await;
+    tracing::info!(id, "item updated");
+    Ok(Json(item))
+}
+
+/// `DELETE /items/{id}`: deletes an item (204).
+async fn delete_item(Path(id): Path<u64>, State(db): State<Db>) -> Result<StatusCode, ApiError> {
+    if !db.delete(id).await? {
+        return Err(ApiError::NotFound(id));
+    }
+    invalidate_item(id).await;
+    tracing::info!(id, "item deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /cached-time`: the time, computed at most every 30 s (the seeds' pattern, with the
+/// manual cache API so the body can say whether it came from the cache).
+async fn cached_time() -> Json<Value> {
+    let Ok(cache) = cache_runtime::cache() else {
+        return Json(json!({ "time": super::time::now_utc(), "cached": false }));
+    };
+    if let Some(time) = cache.get::<String>("time", "current_time").await {
+        return Json(json!({ "time": time, "cached": true }));
+    }
+    let time = super::time::now_utc();
+    let _ = cache
+        .set("time", "current_time", &time, Some(Duration::from_secs(30)))
+        .await;
+    Json(json!({ "time": time, "cached": false }))
+}
+
+/// `GET /stats`: the cache's statistics.
+async fn stats() -> Json<cache_runtime::Stats> {
+    Json(cache_runtime::stats().await)
+}
