@@ -201,6 +201,7 @@ impl Cache {
             return Lookup::Bypass;
         };
         let key_ticket = inner.key_epochs.ticket(key);
+        let bus_fence = inner.bus.fence();
         let ns_ticket = ns.generation.ticket();
         let all_ticket = inner.all_gen.ticket();
         let read = match remote.read(key, &remote.gen_key(&ns.name)).await {
@@ -217,11 +218,17 @@ impl Cache {
         };
         match self.open::<T>(ctx, &bytes, read.gens) {
             Ok(Some((value, meta))) => {
+                // Tiered: fill the L1 only if the bus was trusted throughout the read (a message
+                // missed meanwhile could concern this very value).
                 if let Some(local) = &inner.local
                     && self.local_usable()
+                    && inner.bus.fence() == bus_fence
                 {
                     self.fill_local(local, ctx, key, &value, read.gens, meta, key_ticket)
                         .await;
+                    if inner.bus.fence() != bus_fence {
+                        local.remove(key).await;
+                    }
                 }
                 Lookup::Hit(value, meta)
             }
@@ -344,6 +351,11 @@ impl Cache {
             }
             Counters::bump(&ns.stats.inserts);
             if let Some(local) = &inner.local {
+                if shared.is_none() {
+                    // A manual write replaces what concurrent lookups of this process may have
+                    // read from Redis just before: their L1 fills must not land after ours.
+                    inner.key_epochs.bump(key);
+                }
                 crate::tiered::announce(self, Pending::Key(key.to_owned())).await;
                 if self.local_usable() {
                     let ticket = inner.key_epochs.ticket(key);
@@ -628,7 +640,9 @@ impl Cache {
     }
 
     /// Stores `value` under `(namespace, key)` for `ttl` (`None`: until evicted or
-    /// invalidated). An error means it was not stored; the caller may ignore it.
+    /// invalidated). An error means it was not stored, and with Redis the previous value was
+    /// deleted instead (or will be, once Redis answers: see [`crate::tiered`]); the caller may
+    /// ignore it.
     pub async fn set<T: CacheValue>(
         &self,
         namespace: &str,
@@ -638,15 +652,24 @@ impl Cache {
     ) -> Result<(), Error> {
         let ns = self.namespace(namespace);
         let full_key = self.manual_key::<T>(namespace, key)?;
-        let gens = self.current_gens(&ns).await?;
         let ctx = Ctx {
             namespace: &ns,
             ttl,
             type_tag: type_tag_bytes::<T>(),
         };
-        self.store(&ctx, &full_key, value, None, gens)
-            .await
-            .map(|_| ())
+        let stored = match self.current_gens(&ns).await {
+            Ok(gens) => self.store(&ctx, &full_key, value, None, gens).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &stored
+            && self.inner.remote.is_some()
+            && !matches!(e, Error::InvalidationPending)
+        {
+            // The value this call was to replace must not outlive it: delete it, everywhere
+            // (kept pending and re-applied if Redis cannot be reached; see `tiered`).
+            let _ = self.invalidate_key_in(&ns, &full_key).await;
+        }
+        stored.map(|_| ())
     }
 
     /// Deletes the `T` stored under `(namespace, key)`, in every process.
@@ -717,10 +740,10 @@ impl Cache {
 
     /// The generations a value stored now must carry.
     pub(crate) async fn current_gens(&self, ns: &Namespace) -> Result<Gens, Error> {
-        // Remembered generations are only kept fresh by the bus (tiered) or owned locally
+        // Remembered generations are only kept fresh by a working bus (tiered) or owned locally
         // (memory); plain Redis reads them, else a write after another process's
         // invalidation would carry the old generation and be ignored by every reader.
-        let trusted = self.inner.remote.is_none() || self.inner.local.is_some();
+        let trusted = self.inner.remote.is_none() || self.bus_healthy();
         if trusted
             && let (Some(namespace), Some(all)) = (ns.generation.get(), self.inner.all_gen.get())
         {

@@ -28,6 +28,7 @@ pub(crate) struct Generation {
     value: AtomicU64,
     known: AtomicBool,
     epoch: AtomicU64,
+    learning: Mutex<()>,
 }
 
 impl Generation {
@@ -36,6 +37,7 @@ impl Generation {
             value: AtomicU64::new(value),
             known: AtomicBool::new(true),
             epoch: AtomicU64::new(0),
+            learning: Mutex::new(()),
         }
     }
 
@@ -51,6 +53,12 @@ impl Generation {
 
     /// Records a value fetched with `ticket`, unless it was forgotten meanwhile.
     pub(crate) fn learn(&self, ticket: u64, value: u64) {
+        // Two learners must not interleave: a stale one's value could otherwise end up marked
+        // known by a fresh one's check. `forget` needs no lock (it only ever clears `known`).
+        let _one_at_a_time = self.learning.lock().unwrap_or_else(|e| e.into_inner());
+        if self.epoch.load(SeqCst) != ticket {
+            return;
+        }
         self.value.store(value, SeqCst);
         self.known.store(true, SeqCst);
         if self.epoch.load(SeqCst) != ticket {

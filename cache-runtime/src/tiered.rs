@@ -6,7 +6,8 @@
 //! # Reads and writes
 //! A lookup tries the L1 (a typed value, no decoding), then Redis; a Redis hit fills the L1 for
 //! at most the L1 TTL and never past the Redis entry's own expiry. A miss runs the body once per
-//! process (single-flight) and writes Redis, then the L1.
+//! process (single-flight) and writes Redis, then the L1. A fill that overlapped an
+//! invalidation of its key, or a loss of the bus, is dropped (the next lookup reads Redis).
 //!
 //! # The bus
 //! Every write, exact invalidation, namespace invalidation and clear publishes a small message
@@ -20,33 +21,46 @@
 //! ```
 //!
 //! Every process drops the affected L1 entries (and forgets the namespace's generation, which it
-//! re-reads from Redis on next use). A process ignores its own messages: it already applied
-//! them before publishing.
+//! re-reads from Redis on next use). A cache instance ignores its own messages: it applied them
+//! itself, before *and* after the Redis operation, so a lookup that overlapped the operation
+//! cannot leave the old value behind. A message of an unknown version or kind (a newer release
+//! during a rolling upgrade, garbage) flushes the L1: it may have invalidated something.
 //!
 //! # Not trusting the bus
-//! Each process publishes a heartbeat every [`crate::Config::bus_heartbeat`] (500 ms) and
+//! Each instance publishes a heartbeat every [`crate::Config::bus_heartbeat`] (500 ms) and
 //! watches for its own heartbeats to come back through its subscription. The L1 is used only
-//! while they do:
+//! while they do. Because Redis delivers messages of one channel in order, a heartbeat cannot
+//! overtake an invalidation published before it, so a late invalidation also means late
+//! heartbeats. With the *silence bound* `S = 2 × bus_heartbeat + timeout + bus_heartbeat / 5`
+//! (1.15 s by default; [`crate::Cache::staleness_bound`]):
 //!
 //! | state | staleness bound of an L1 read |
 //! |---|---|
-//! | bus up | the delivery delay of one pub/sub message (about a millisecond on a LAN) |
-//! | subscription dropped (Redis killed, connection reset) | none: the L1 is flushed at once and bypassed, reads go to Redis |
-//! | bus silent without a drop (Redis paused, network black hole) | at most 2 heartbeat intervals + one Redis timeout (about 1.05 s by default); then the L1 is flushed and bypassed |
-//! | bus back | the L1 is flushed once more (messages may have been missed) and used again |
+//! | bus up | the delivery delay of one pub/sub message: well under a millisecond on loopback (see `BENCHMARKS.md`); never more than `S` |
+//! | subscription dropped (Redis killed, connection reset) | none once the drop is seen: the L1 is flushed at once and bypassed, reads go to Redis |
+//! | bus silent without a drop (Redis paused, network black hole) | at most `S` after the last message that got through; then the L1 is flushed and bypassed |
+//! | bus back (resubscribed automatically) | the L1 is flushed once more (messages may have been missed), then used again |
 //!
-//! # Invalidations that cannot reach Redis
+//! # Writes and invalidations that cannot reach Redis
 //! If Redis does not answer an invalidation (down, paused, breaker open) the call fails open:
-//! it returns an error, the invalidation is kept as *pending*, and this process bypasses the
-//! cache for the affected key or namespace. A background task re-applies pending invalidations
-//! (and publishes them) as soon as Redis answers again, so an old value cannot come back from
-//! Redis, and other processes drop it from their L1 when the message arrives.
+//! it returns an error, the invalidation is kept as *pending*, and this instance bypasses the
+//! cache for the affected key or namespace (the body runs), so **it** never serves the old
+//! value. A [`crate::Cache::set`] that fails becomes a pending invalidation of its key: the
+//! value it replaces must not survive in Redis. A background task re-applies pending
+//! invalidations (and publishes them) as soon as Redis answers again: within the circuit
+//! breaker's cooldown plus 25 ms, or at once when the bus shows Redis is back. An old value
+//! therefore cannot come back from Redis once that is done, and other processes drop it from
+//! their L1 when the message arrives. Until then, *another* process that reads Redis can see
+//! the value the pending invalidation is about to delete: that window is the recovery delay
+//! above. At most 1,024 invalidations are kept; beyond that they collapse into one
+//! invalidation of the whole cache.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use tokio::sync::Notify;
 
 use crate::Error;
 use crate::cache::{Cache, Inner};
@@ -54,6 +68,10 @@ use crate::stats::Counters;
 use crate::warn::{now_ms, warn_limited};
 
 const VERSION: &str = "cr1";
+/// How often the recovery task retries at most (it is also woken by the bus).
+const RECOVERY_RETRY: Duration = Duration::from_millis(25);
+/// Pending invalidations kept before they collapse into [`Pending::All`].
+const MAX_PENDING: usize = 1024;
 
 /// An invalidation to apply to Redis and announce on the bus.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,11 +87,18 @@ pub(crate) struct Bus {
     source: u64,
     healthy: AtomicBool,
     subscribed: AtomicBool,
+    /// Send time (unix ms, our own clock) of the latest own heartbeat that came back.
     last_echo_ms: AtomicU64,
     heartbeat_seq: AtomicU64,
-    pending: Mutex<Vec<Pending>>,
+    /// Bumped whenever the L1 stops being trustworthy: a fill whose read began before must
+    /// not land.
+    fence: AtomicU64,
+    /// Pending invalidations, each with the sequence number of its latest request.
+    pending: Mutex<Vec<(Pending, u64)>>,
+    pending_seq: AtomicU64,
     has_pending: AtomicBool,
     recovering: AtomicBool,
+    wake_recovery: Notify,
 }
 
 impl Bus {
@@ -86,9 +111,12 @@ impl Bus {
             subscribed: AtomicBool::new(false),
             last_echo_ms: AtomicU64::new(0),
             heartbeat_seq: AtomicU64::new(0),
+            fence: AtomicU64::new(0),
             pending: Mutex::new(Vec::new()),
+            pending_seq: AtomicU64::new(0),
             has_pending: AtomicBool::new(false),
             recovering: AtomicBool::new(false),
+            wake_recovery: Notify::new(),
         }
     }
 
@@ -97,14 +125,22 @@ impl Bus {
         self.healthy.load(SeqCst)
     }
 
+    /// Take before reading Redis; an L1 fill may land only while it is unchanged.
+    pub(crate) fn fence(&self) -> u64 {
+        self.fence.load(SeqCst)
+    }
+
     pub(crate) fn has_pending(&self) -> bool {
         self.has_pending.load(SeqCst)
     }
 
+    fn lock_pending(&self) -> std::sync::MutexGuard<'_, Vec<(Pending, u64)>> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Whether a pending invalidation covers this key.
     pub(crate) fn pending_covers(&self, namespace: &str, key: &str) -> bool {
-        let pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        pending.iter().any(|p| match p {
+        self.lock_pending().iter().any(|(p, _)| match p {
             Pending::Key(k) => k == key,
             Pending::Namespace(n) => n == namespace,
             Pending::All => true,
@@ -112,9 +148,16 @@ impl Bus {
     }
 
     fn add_pending(&self, op: Pending) {
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        if !pending.contains(&op) {
-            pending.push(op);
+        let seq = self.pending_seq.fetch_add(1, SeqCst) + 1;
+        let mut pending = self.lock_pending();
+        if let Some(entry) = pending.iter_mut().find(|(p, _)| *p == op) {
+            // Requested again: the recovery must apply it after this request.
+            entry.1 = seq;
+        } else if pending.len() >= MAX_PENDING {
+            pending.clear();
+            pending.push((Pending::All, seq));
+        } else {
+            pending.push((op, seq));
         }
         self.has_pending.store(true, SeqCst);
     }
@@ -138,13 +181,25 @@ impl Cache {
 
     /// Invalidations that could not reach Redis yet and will be re-applied.
     pub fn pending_invalidations(&self) -> usize {
-        self.inner
-            .bus
-            .pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .len()
+        self.inner.bus.lock_pending().len()
     }
+
+    /// Tiered caches: the longest an L1 read can lag behind a write or invalidation made in
+    /// another process while the bus is silent or slow (the *silence bound* of [`crate::tiered`]:
+    /// `2 × bus_heartbeat + timeout + bus_heartbeat / 5`, 1.15 s by default). While the bus
+    /// works the lag is one message's delivery delay.
+    pub fn staleness_bound(&self) -> Duration {
+        let config = &self.inner.config;
+        silence_window(config) + watchdog_period(config)
+    }
+}
+
+fn silence_window(config: &crate::Config) -> Duration {
+    config.bus_heartbeat * 2 + config.timeout
+}
+
+fn watchdog_period(config: &crate::Config) -> Duration {
+    config.bus_heartbeat / 5
 }
 
 fn channel(inner: &Inner) -> String {
@@ -168,6 +223,31 @@ async fn perform(inner: &Inner, op: &Pending) -> Result<(), Error> {
             .await?;
     }
     Ok(())
+}
+
+/// Applies the local side of an invalidation: the L1 entries and cached generations it
+/// affects, retiring fills and generation reads that overlapped it.
+async fn drop_local(inner: &Inner, op: &Pending) {
+    match op {
+        Pending::Key(key) => {
+            inner.key_epochs.bump(key);
+            if let Some(local) = &inner.local {
+                local.remove(key).await;
+            }
+        }
+        Pending::Namespace(name) => {
+            if let Some(ns) = inner.namespaces.find(name) {
+                ns.generation.forget();
+            }
+        }
+        Pending::All => {
+            inner.bus.fence.fetch_add(1, SeqCst);
+            inner.all_gen.forget();
+            if let Some(local) = &inner.local {
+                local.clear();
+            }
+        }
+    }
 }
 
 /// Applies an invalidation to Redis and announces it; keeps it pending if Redis fails.
@@ -207,28 +287,25 @@ fn spawn_recovery(cache: &Cache) {
     if cache.inner.bus.recovering.swap(true, SeqCst) {
         return;
     }
-    let weak = Arc::downgrade(&cache.inner);
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(Duration::from_millis(100)).await;
+    tokio::spawn(recover(Arc::downgrade(&cache.inner)));
+}
+
+/// Re-applies pending invalidations, oldest first, until none is left.
+async fn recover(weak: Weak<Inner>) {
+    loop {
+        {
             let Some(inner) = weak.upgrade() else { return };
-            let ops = inner
-                .bus
-                .pending
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone();
-            for op in ops {
+            let ops = inner.bus.lock_pending().clone();
+            for (op, seq) in ops {
                 if perform(&inner, &op).await.is_err() {
                     break;
                 }
-                let mut pending = inner.bus.pending.lock().unwrap_or_else(|e| e.into_inner());
-                pending.retain(|p| p != &op);
-                if pending.is_empty() {
-                    inner.bus.has_pending.store(false, SeqCst);
-                }
+                drop_local(&inner, &op).await;
+                let mut pending = inner.bus.lock_pending();
+                // Keep it if it was requested again meanwhile: that request came later.
+                pending.retain(|(p, s)| !(p == &op && *s == seq));
             }
-            let pending = inner.bus.pending.lock().unwrap_or_else(|e| e.into_inner());
+            let pending = inner.bus.lock_pending();
             if pending.is_empty() {
                 inner.bus.has_pending.store(false, SeqCst);
                 inner.bus.recovering.store(false, SeqCst);
@@ -236,7 +313,10 @@ fn spawn_recovery(cache: &Cache) {
                 return;
             }
         }
-    });
+        let Some(inner) = weak.upgrade() else { return };
+        // `notify_one` leaves a permit when nobody waits, so no wake-up is lost here.
+        let _ = tokio::time::timeout(RECOVERY_RETRY, inner.bus.wake_recovery.notified()).await;
+    }
 }
 
 /// Starts the bus tasks of a tiered cache (no-op otherwise).
@@ -246,10 +326,12 @@ pub(crate) fn start(cache: &Cache) {
     }
     tokio::spawn(subscriber(Arc::downgrade(&cache.inner)));
     tokio::spawn(heartbeat(Arc::downgrade(&cache.inner)));
+    tokio::spawn(watchdog(Arc::downgrade(&cache.inner)));
 }
 
 /// Flushes the L1 and forgets cached generations: nothing in it can be trusted any more.
 fn distrust(inner: &Inner) {
+    inner.bus.fence.fetch_add(1, SeqCst);
     if let Some(local) = &inner.local {
         local.clear();
     }
@@ -262,11 +344,11 @@ fn distrust(inner: &Inner) {
 /// Re-evaluates whether the L1 may be used.
 fn evaluate(inner: &Inner) {
     let bus = &inner.bus;
-    let window =
-        inner.config.bus_heartbeat.as_millis() as u64 * 2 + inner.config.timeout.as_millis() as u64;
+    let window = silence_window(&inner.config).as_millis() as u64;
     let fresh = now_ms().saturating_sub(bus.last_echo_ms.load(SeqCst)) <= window;
     let up = bus.subscribed.load(SeqCst) && fresh;
     if up && !bus.healthy.load(SeqCst) {
+        // Flush first: anything read before this point may have missed a message.
         distrust(inner);
         bus.healthy.store(true, SeqCst);
         tracing::info!("invalidation bus up; L1 in use");
@@ -289,10 +371,22 @@ async fn heartbeat(weak: Weak<Inner>) {
         let interval = {
             let Some(inner) = weak.upgrade() else { return };
             send_heartbeat(&inner).await;
-            evaluate(&inner);
             inner.config.bus_heartbeat
         };
         tokio::time::sleep(interval).await;
+    }
+}
+
+/// Checks the bus often enough that silence is noticed within the documented bound, however
+/// long a heartbeat's `PUBLISH` takes to fail.
+async fn watchdog(weak: Weak<Inner>) {
+    loop {
+        let period = {
+            let Some(inner) = weak.upgrade() else { return };
+            evaluate(&inner);
+            watchdog_period(&inner.config).max(Duration::from_millis(1))
+        };
+        tokio::time::sleep(period).await;
     }
 }
 
@@ -350,25 +444,29 @@ async fn subscriber(weak: Weak<Inner>) {
 }
 
 async fn handle(inner: &Inner, payload: &[u8]) {
-    let Ok(text) = std::str::from_utf8(payload) else {
-        return;
-    };
+    let text = std::str::from_utf8(payload).unwrap_or("");
     let mut parts = text.splitn(5, '|');
-    let (Some(VERSION), Some(source), Some(_ts), Some(kind), Some(body)) = (
+    let (Some(VERSION), Some(source), Some(ts), Some(kind), Some(body)) = (
         parts.next(),
         parts.next(),
         parts.next(),
         parts.next(),
         parts.next(),
     ) else {
-        warn_limited!("ignoring a bus message of an unknown format");
+        warn_limited!("bus message of an unknown format (another version?); flushing the L1");
+        distrust(inner);
         return;
     };
     let own = u64::from_str_radix(source, 16).ok() == Some(inner.bus.source);
     if kind == "H" {
-        if own {
-            inner.bus.last_echo_ms.store(now_ms(), SeqCst);
+        if own && let Ok(sent_ms) = ts.parse::<u64>() {
+            // The send time, not the arrival time: a heartbeat queued behind a slow or paused
+            // server must not make the bus look fresh.
+            inner.bus.last_echo_ms.fetch_max(sent_ms, SeqCst);
             evaluate(inner);
+            if inner.bus.has_pending() {
+                inner.bus.wake_recovery.notify_one();
+            }
         }
         return;
     }
@@ -376,23 +474,12 @@ async fn handle(inner: &Inner, payload: &[u8]) {
         return;
     }
     match kind {
-        "K" => {
-            if let Some(local) = &inner.local {
-                local.remove(body).await;
-            }
-            inner.key_epochs.bump(body);
+        "K" => drop_local(inner, &Pending::Key(body.to_owned())).await,
+        "N" => drop_local(inner, &Pending::Namespace(body.to_owned())).await,
+        "A" => drop_local(inner, &Pending::All).await,
+        _ => {
+            warn_limited!(kind, "bus message of an unknown kind; flushing the L1");
+            distrust(inner);
         }
-        "N" => {
-            if let Some(ns) = inner.namespaces.find(body) {
-                ns.generation.forget();
-            }
-        }
-        "A" => {
-            if let Some(local) = &inner.local {
-                local.clear();
-            }
-            inner.all_gen.forget();
-        }
-        _ => warn_limited!(kind, "ignoring a bus message of an unknown kind"),
     }
 }

@@ -1,0 +1,2 @@
+//! Tiered benchmarks.
+fn main() {}

@@ -1,0 +1,283 @@
+//! The tiered cache when the bus fails: Redis killed (the subscription drops) or paused with
+//! SIGSTOP (the bus goes silent, data survives). Two `Cache` instances share a real Redis.
+//! Writes made while Redis is unreachable fail open and are kept pending; once Redis is back
+//! they are re-applied and published, and no instance serves the old value afterwards.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cache_runtime::{Cache, Config, L1};
+use cache_tests::RedisServer;
+use tokio::time::Instant;
+
+/// Scheduling allowance on top of documented bounds: the test machine has 2 shared cores.
+const SLACK: Duration = Duration::from_millis(250);
+const BREAKER_COOLDOWN: Duration = Duration::from_millis(300);
+
+fn tiered(server: &RedisServer) -> Config {
+    Config::redis(server.url())
+        .prefix("f")
+        .with_l1(L1::new(1_000, Duration::from_secs(30)))
+        .bus_heartbeat(Duration::from_millis(100))
+        .connect_timeout(Duration::from_millis(200))
+        .circuit_breaker(3, BREAKER_COOLDOWN)
+}
+
+async fn wait_until(what: &str, within: Duration, mut cond: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !cond().await {
+        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn pair(server: &RedisServer) -> (Cache, Cache) {
+    let a = Cache::new(tiered(server)).await.unwrap();
+    let b = Cache::new(tiered(server)).await.unwrap();
+    wait_until("bus up", Duration::from_secs(5), async || {
+        a.bus_healthy() && b.bus_healthy()
+    })
+    .await;
+    (a, b)
+}
+
+#[derive(Clone, Default)]
+struct Db(Arc<Mutex<HashMap<u64, String>>>);
+
+impl Db {
+    fn put(&self, id: u64, value: &str) {
+        self.0.lock().unwrap().insert(id, value.to_owned());
+    }
+    fn get(&self, id: u64) -> String {
+        self.0.lock().unwrap().get(&id).cloned().unwrap_or_default()
+    }
+}
+
+async fn load(cache: &Cache, db: &Db, id: u64) -> String {
+    cache
+        .get_or_insert_with("item", &id, None, async { db.get(id) })
+        .await
+}
+
+const IDS: std::ops::Range<u64> = 0..8;
+
+/// Fills both L1s with "old" for every id.
+async fn fill(a: &Cache, b: &Cache, db: &Db) {
+    for id in IDS {
+        db.put(id, "old");
+        assert_eq!(load(a, db, id).await, "old");
+        assert_eq!(load(b, db, id).await, "old");
+    }
+    assert!(b.local_entry_count().await > 0);
+}
+
+/// Whether any cache entry in Redis (this test's own server) still holds an "old" value.
+async fn redis_holds_old(server: &RedisServer) -> bool {
+    let mut conn = server
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("f:item:*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    for key in keys {
+        let raw: Option<Vec<u8>> = redis::cmd("GET")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if raw.is_some_and(|r| r.windows(3).any(|w| w == b"old")) {
+            return true;
+        }
+    }
+    false
+}
+
+/// Writes "new" through `a` while Redis is unreachable: half the ids by update + delete (an
+/// invalidation), half by `set`. Every call fails open and leaves a pending invalidation.
+async fn write_while_down(a: &Cache, db: &Db) {
+    for id in IDS {
+        db.put(id, "new");
+        let result = if id % 2 == 0 {
+            a.delete::<String>("item", &id).await
+        } else {
+            a.set("item", &id, &"new".to_string(), None).await
+        };
+        assert!(result.is_err(), "Redis is unreachable: the write must report it");
+    }
+    assert_eq!(a.pending_invalidations(), IDS.count());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_redis_flushes_the_l1_and_restart_serves_no_old_value() {
+    let mut server = RedisServer::start();
+    let (a, b) = pair(&server).await;
+    let db = Db::default();
+    fill(&a, &b, &db).await;
+
+    server.kill();
+    // The subscription drops: both flush and bypass their L1 (no staleness window).
+    wait_until("drop seen", b.staleness_bound() + SLACK, async || {
+        !a.bus_healthy() && !b.bus_healthy()
+    })
+    .await;
+    assert_eq!(b.local_entry_count().await, 0, "b's L1 was flushed");
+
+    write_while_down(&a, &db).await;
+    for id in IDS {
+        assert_eq!(load(&a, &db, id).await, "new", "a fails open");
+        assert_eq!(load(&b, &db, id).await, "new", "b fails open");
+    }
+
+    server.restart();
+    // Resubscription and recovery are automatic; nobody serves the old value meanwhile.
+    wait_until("recovered", Duration::from_secs(10), async || {
+        for id in IDS {
+            assert_eq!(load(&a, &db, id).await, "new");
+            assert_eq!(load(&b, &db, id).await, "new");
+        }
+        a.pending_invalidations() == 0 && a.bus_healthy() && b.bus_healthy()
+    })
+    .await;
+    for _ in 0..3 {
+        for id in IDS {
+            assert_eq!(load(&a, &db, id).await, "new");
+            assert_eq!(load(&b, &db, id).await, "new");
+        }
+    }
+    assert!(b.local_entry_count().await > 0, "the L1 is used again");
+}
+
+/// Like the kill test, but Redis keeps its data across the restart (AOF, fsync always), so the
+/// old value is still in Redis when it comes back: the pending invalidations must remove it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_redis_that_kept_its_data_loses_the_old_value_on_recovery() {
+    let mut server = RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
+    let (a, b) = pair(&server).await;
+    let db = Db::default();
+    fill(&a, &b, &db).await;
+
+    server.kill();
+    wait_until("drop seen", b.staleness_bound() + SLACK, async || {
+        !a.bus_healthy() && !b.bus_healthy()
+    })
+    .await;
+    write_while_down(&a, &db).await;
+
+    server.restart();
+    let restarted = Instant::now();
+    // a never serves the old value: its pending invalidations make it bypass those keys.
+    // b may read the old value from Redis until a re-applied them (documented window).
+    let mut b_old_until = None;
+    wait_until("recovered", Duration::from_secs(10), async || {
+        for id in IDS {
+            assert_eq!(load(&a, &db, id).await, "new");
+            if load(&b, &db, id).await == "old" {
+                b_old_until = Some(restarted.elapsed());
+            }
+        }
+        a.pending_invalidations() == 0
+    })
+    .await;
+    assert!(!redis_holds_old(&server).await);
+    // After the recovery's messages arrive, b has dropped the old value everywhere.
+    wait_until("b converged", b.staleness_bound() + SLACK, async || {
+        let mut all_new = true;
+        for id in IDS {
+            all_new &= load(&b, &db, id).await == "new";
+        }
+        all_new
+    })
+    .await;
+    for _ in 0..3 {
+        for id in IDS {
+            assert_eq!(load(&b, &db, id).await, "new");
+        }
+    }
+    println!("b served the old value until {b_old_until:?} after the restart");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paused_redis_invalidation_fails_open_and_is_reapplied_on_resume() {
+    let server = RedisServer::start();
+    let (a, b) = pair(&server).await;
+    let db = Db::default();
+    fill(&a, &b, &db).await;
+
+    server.pause();
+    let paused = Instant::now();
+    // Open a's circuit breaker, so its invalidations are not even sent: only the recovery
+    // can apply them after the resume (the harder case; a sent one would run on resume).
+    for i in 0..3 {
+        let _ = a.get::<String>("elsewhere", &i).await;
+    }
+    write_while_down(&a, &db).await;
+    for id in IDS {
+        assert_eq!(load(&a, &db, id).await, "new", "a never serves the old value");
+    }
+    // b trusts its L1 until the bus is silent for the documented bound, then fails open.
+    let bound = b.staleness_bound() + SLACK;
+    wait_until("b stops serving old", bound, async || {
+        let mut all_new = true;
+        for id in IDS {
+            all_new &= load(&b, &db, id).await == "new";
+        }
+        all_new
+    })
+    .await;
+    assert!(!b.bus_healthy());
+    println!("b served the old value for {:?} after the pause", paused.elapsed());
+    // Redis still holds the old values (it was paused): the resume must not bring them back.
+    for id in IDS {
+        assert_eq!(load(&a, &db, id).await, "new");
+        assert_eq!(load(&b, &db, id).await, "new");
+    }
+
+    server.resume();
+    let resumed = Instant::now();
+    // Documented window for b: until a's recovery re-applied the invalidations (breaker
+    // cooldown + retry), then one message delivery.
+    let mut b_old_until = None;
+    wait_until(
+        "recovery",
+        BREAKER_COOLDOWN + Duration::from_millis(25) + b.staleness_bound() + SLACK,
+        async || {
+            for id in IDS {
+                assert_eq!(load(&a, &db, id).await, "new");
+                if load(&b, &db, id).await == "old" {
+                    b_old_until = Some(resumed.elapsed());
+                }
+            }
+            a.pending_invalidations() == 0
+        },
+    )
+    .await;
+    assert!(
+        !redis_holds_old(&server).await,
+        "old value left in Redis"
+    );
+    wait_until("b converged", b.staleness_bound() + SLACK, async || {
+        let mut all_new = true;
+        for id in IDS {
+            all_new &= load(&b, &db, id).await == "new";
+        }
+        all_new
+    })
+    .await;
+    wait_until("bus back", Duration::from_secs(5), async || {
+        a.bus_healthy() && b.bus_healthy()
+    })
+    .await;
+    for _ in 0..3 {
+        for id in IDS {
+            assert_eq!(load(&a, &db, id).await, "new");
+            assert_eq!(load(&b, &db, id).await, "new");
+        }
+    }
+    assert!(!redis_holds_old(&server).await);
+    println!("b served the old value until {b_old_until:?} after the resume");
+}
