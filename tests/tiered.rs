@@ -199,9 +199,13 @@ async fn invalidate_all_reaches_the_other_instance() {
         a.invalidate_all().await.unwrap();
         for id in ids.clone() {
             for ns in ["x", "y"] {
-                converges("invalidate_all", b.staleness_bound(), &old, &new, async || {
-                    load(&b, &db, ns, id).await
-                })
+                converges(
+                    "invalidate_all",
+                    b.staleness_bound(),
+                    &old,
+                    &new,
+                    async || load(&b, &db, ns, id).await,
+                )
                 .await;
             }
         }

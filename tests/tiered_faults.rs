@@ -102,12 +102,15 @@ async fn redis_holds_old(server: &RedisServer) -> bool {
 async fn write_while_down(a: &Cache, db: &Db) {
     for id in IDS {
         db.put(id, "new");
-        let result = if id % 2 == 0 {
+        let result = if id.is_multiple_of(2) {
             a.delete::<String>("item", &id).await
         } else {
             a.set("item", &id, &"new".to_string(), None).await
         };
-        assert!(result.is_err(), "Redis is unreachable: the write must report it");
+        assert!(
+            result.is_err(),
+            "Redis is unreachable: the write must report it"
+        );
     }
     assert_eq!(a.pending_invalidations(), IDS.count());
 }
@@ -217,7 +220,11 @@ async fn paused_redis_invalidation_fails_open_and_is_reapplied_on_resume() {
     }
     write_while_down(&a, &db).await;
     for id in IDS {
-        assert_eq!(load(&a, &db, id).await, "new", "a never serves the old value");
+        assert_eq!(
+            load(&a, &db, id).await,
+            "new",
+            "a never serves the old value"
+        );
     }
     // b trusts its L1 until the bus is silent for the documented bound, then fails open.
     let bound = b.staleness_bound() + SLACK;
@@ -230,7 +237,10 @@ async fn paused_redis_invalidation_fails_open_and_is_reapplied_on_resume() {
     })
     .await;
     assert!(!b.bus_healthy());
-    println!("b served the old value for {:?} after the pause", paused.elapsed());
+    println!(
+        "b served the old value for {:?} after the pause",
+        paused.elapsed()
+    );
     // Redis still holds the old values (it was paused): the resume must not bring them back.
     for id in IDS {
         assert_eq!(load(&a, &db, id).await, "new");
@@ -256,10 +266,7 @@ async fn paused_redis_invalidation_fails_open_and_is_reapplied_on_resume() {
         },
     )
     .await;
-    assert!(
-        !redis_holds_old(&server).await,
-        "old value left in Redis"
-    );
+    assert!(!redis_holds_old(&server).await, "old value left in Redis");
     wait_until("b converged", b.staleness_bound() + SLACK, async || {
         let mut all_new = true;
         for id in IDS {

@@ -224,7 +224,7 @@ impl Cache {
                     && self.local_usable()
                     && inner.bus.fence() == bus_fence
                 {
-                    self.fill_local(local, ctx, key, &value, read.gens, meta, key_ticket)
+                    self.fill_local(ctx, key, &value, read.gens, meta, key_ticket)
                         .await;
                     if inner.bus.fence() != bus_fence {
                         local.remove(key).await;
@@ -268,7 +268,6 @@ impl Cache {
 
     async fn fill_local<T: CacheValue>(
         &self,
-        local: &MemoryStore,
         ctx: &Ctx<'_>,
         key: &str,
         value: &T,
@@ -276,6 +275,9 @@ impl Cache {
         meta: EntryMeta,
         ticket: KeyTicket,
     ) {
+        let Some(local) = &self.inner.local else {
+            return;
+        };
         // An L1 entry never outlives its L2 entry.
         let l1_ttl = self.inner.config.l1.map(|l1| l1.ttl);
         let remaining = meta
@@ -350,7 +352,7 @@ impl Cache {
                 return Err(e);
             }
             Counters::bump(&ns.stats.inserts);
-            if let Some(local) = &inner.local {
+            if inner.local.is_some() {
                 if shared.is_none() {
                     // A manual write replaces what concurrent lookups of this process may have
                     // read from Redis just before: their L1 fills must not land after ours.
@@ -359,8 +361,7 @@ impl Cache {
                 crate::tiered::announce(self, Pending::Key(key.to_owned())).await;
                 if self.local_usable() {
                     let ticket = inner.key_epochs.ticket(key);
-                    self.fill_local(local, ctx, key, value, gens, meta, ticket)
-                        .await;
+                    self.fill_local(ctx, key, value, gens, meta, ticket).await;
                 }
             }
             return Ok(meta);
