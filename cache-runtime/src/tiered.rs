@@ -54,6 +54,16 @@
 //! the value the pending invalidation is about to delete: that window is the recovery delay
 //! above. At most 1,024 invalidations are kept; beyond that they collapse into one
 //! invalidation of the whole cache.
+//!
+//! # Why not Redis `CLIENT TRACKING`
+//! Server-assisted client-side caching was considered as a second invalidation source and
+//! left out (not implemented, so not measured). Cache entries are written only by this
+//! library, which already announces every write and invalidation on the bus, so tracking
+//! would report nothing the bus does not. It would cost a tracking table on the server per
+//! connection (or a broadcast prefix that notifies every process of every write), a RESP3
+//! or redirect connection per process, and on a Cluster one per node. It would not remove the
+//! need for heartbeats either: a tracking connection fails as silently as a subscription. The
+//! bus's propagation is already well under a millisecond on loopback (`BENCHMARKS.md`).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, Weak};
