@@ -95,9 +95,15 @@ pub(crate) fn key_arguments(item: &ItemFn, opts: &Options) -> syn::Result<Vec<Id
     }
     for s in &opts.skip {
         if !all_names.contains(s) {
+            let names: Vec<String> = all_names.iter().map(|n| format!("`{n}`")).collect();
+            let known = if names.is_empty() {
+                "it takes no arguments to skip".to_owned()
+            } else {
+                format!("its arguments are {}", names.join(", "))
+            };
             return Err(syn::Error::new_spanned(
                 s,
-                format!("`skip({s})` names no argument of this function"),
+                format!("`skip({s})` names no argument of this function; {known}"),
             ));
         }
     }
@@ -152,8 +158,16 @@ pub(crate) fn expand(item: ItemFn, opts: Options) -> syn::Result<TokenStream> {
     let site = site(&item, &opts);
     let key_expr = match &opts.key {
         Some(expr) => quote_spanned!(expr.span()=> &(#expr)),
-        None => quote!(&(#(&#keyed,)*)),
+        None => {
+            // Each argument goes through `key_part`, spanned at the argument, so a type that
+            // cannot be keyed is reported there.
+            let parts = keyed.iter().map(
+                |arg| quote_spanned!(arg.span()=> ::cache_runtime::__private::key_part(&#arg)),
+            );
+            quote!(&(#(#parts,)*))
+        }
     };
+    let key_fn = quote!(::cache_runtime::__private::key::<#mode, #ret>);
     let ItemFn {
         attrs,
         vis,
@@ -162,7 +176,7 @@ pub(crate) fn expand(item: ItemFn, opts: Options) -> syn::Result<TokenStream> {
     } = &item;
     let body = quote! {
         #site
-        let __cache_key = ::cache_runtime::__private::key::<#mode, #ret>(&__CACHE_SITE, #key_expr);
+        let __cache_key = #key_fn(&__CACHE_SITE, #key_expr);
         ::cache_runtime::__private::call::<#mode, #ret, _>(&__CACHE_SITE, __cache_key, async move {
             if let ::core::option::Option::Some(__ret) = ::core::option::Option::None::<#ret> {
                 return __ret;
@@ -188,10 +202,10 @@ pub(crate) fn expand(item: ItemFn, opts: Options) -> syn::Result<TokenStream> {
         }
 
         #[doc = #doc]
-        #[allow(unused_variables, clippy::unused_async)]
+        #[allow(unused_variables, unused_mut, clippy::unused_async)]
         #vis #inv_sig {
             #site
-            let __cache_key = ::cache_runtime::__private::key::<#mode, #ret>(&__CACHE_SITE, #key_expr);
+            let __cache_key = #key_fn(&__CACHE_SITE, #key_expr);
             ::cache_runtime::__private::invalidate(&__CACHE_SITE, __cache_key).await
         }
     })

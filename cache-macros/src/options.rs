@@ -18,9 +18,36 @@ pub(crate) struct Options {
 
 const KNOWN: &str = "expire, namespace, key, skip, version, cache_none, http";
 
+/// Options that users reach for by another name, and the one we have.
+const ALIASES: &[(&str, &str)] = &[
+    ("ttl", "`expire = 60` (seconds)"),
+    ("expires", "`expire = 60` (seconds)"),
+    ("expiry", "`expire = 60` (seconds)"),
+    ("time_to_live", "`expire = 60` (seconds)"),
+    ("prefix", "`namespace = \"...\"`"),
+    ("name", "`namespace = \"...\"`"),
+    ("ignore", "`skip(arg, ...)`"),
+    ("exclude", "`skip(arg, ...)`"),
+    ("convert", "`key = <expr>`"),
+    ("key_fn", "`key = <expr>`"),
+];
+
 impl Options {
     pub(crate) fn parse_meta(&mut self, meta: ParseNestedMeta<'_>) -> syn::Result<()> {
         let path = &meta.path;
+        let seen = match path.get_ident().map(|i| i.to_string()).as_deref() {
+            Some("expire") => self.expire.is_some(),
+            Some("namespace") => self.namespace.is_some(),
+            Some("key") => self.key.is_some(),
+            Some("skip") => !self.skip.is_empty(),
+            Some("version") => self.version != 0,
+            Some("cache_none") => self.cache_none,
+            Some("http") => self.http.is_some(),
+            _ => false,
+        };
+        if seen {
+            return Err(meta.error("this option is given twice; keep one"));
+        }
         if path.is_ident("expire") {
             let lit: LitInt = meta.value()?.parse().map_err(|e| {
                 syn::Error::new(e.span(), "`expire` takes whole seconds, e.g. `expire = 60`")
@@ -63,10 +90,14 @@ impl Options {
                 Ok(())
             })?;
         } else if path.is_ident("version") {
-            let lit: LitInt = meta.value()?.parse()?;
-            self.version = lit.base10_parse().map_err(|_| {
-                syn::Error::new_spanned(&lit, "`version` takes a whole number, e.g. `version = 2`")
-            })?;
+            const HOW: &str = "`version` takes a whole number, e.g. `version = 2`";
+            let lit: LitInt = meta
+                .value()?
+                .parse()
+                .map_err(|e| syn::Error::new(e.span(), HOW))?;
+            self.version = lit
+                .base10_parse()
+                .map_err(|_| syn::Error::new_spanned(&lit, HOW))?;
         } else if path.is_ident("cache_none") {
             self.cache_none = true;
         } else if path.is_ident("http") {
@@ -78,7 +109,18 @@ impl Options {
                 self.http = Some(proc_macro2::TokenStream::new());
             }
         } else {
-            return Err(meta.error(format!("unknown option; expected one of: {KNOWN}")));
+            let name = path
+                .get_ident()
+                .map(|i| i.to_string())
+                .unwrap_or_else(|| "this".into());
+            let hint = ALIASES
+                .iter()
+                .find(|(alias, _)| *alias == name)
+                .map(|(_, ours)| format!(": use {ours} instead"))
+                .unwrap_or_default();
+            return Err(meta.error(format!(
+                "unknown #[cached] option `{name}`{hint}; the options are: {KNOWN}"
+            )));
         }
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! The small API that `#[cached]` expansions call. Not for direct use: it may change in any
 //! release. Keeping the logic here keeps the macro thin and the logic testable.
 
+use std::any::TypeId;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -75,7 +76,9 @@ pub struct Site {
 struct SiteState {
     cache: &'static Cache,
     namespace: Arc<Namespace>,
-    head: OnceLock<(String, [u8; 4])>,
+    /// The key head and type tag of the value type first seen here. A site inside a generic
+    /// `impl` (or returning `Self`) can see several value types: others build their own head.
+    head: OnceLock<(String, [u8; 4], TypeId)>,
 }
 
 /// A key built from a call's arguments; `None` inside when the call runs uncached.
@@ -116,17 +119,17 @@ impl Site {
         self.spec.ttl_secs.map(Duration::from_secs)
     }
 
-    fn make_head<V>(&self, state: &SiteState) -> (String, [u8; 4]) {
-        let tag = key::type_tag::<V>();
+    fn make_head<V: 'static>(&self, state: &SiteState) -> (String, [u8; 4], TypeId) {
+        let tag = type_tag_bytes::<V>();
         let prefix = &state.cache.config().prefix;
         let head = key::function_head(
             prefix,
             self.spec.namespace,
             self.spec.function,
             self.spec.version,
-            &tag,
+            &key::hex(&tag),
         );
-        (head, type_tag_bytes::<V>())
+        (head, tag, TypeId::of::<V>())
     }
 }
 
@@ -136,12 +139,15 @@ pub fn key<M: Mode<O>, O>(site: &'static Site, args: &(impl Serialize + ?Sized))
         return CallKey(None);
     };
     let owned;
-    let (head, tag) = if site.spec.generic {
-        owned = site.make_head::<M::Value>(state);
-        (&owned.0, owned.1)
-    } else {
-        let cached = state.head.get_or_init(|| site.make_head::<M::Value>(state));
-        (&cached.0, cached.1)
+    let cached = (!site.spec.generic)
+        .then(|| state.head.get_or_init(|| site.make_head::<M::Value>(state)))
+        .filter(|cached| cached.2 == TypeId::of::<M::Value>());
+    let (head, tag) = match cached {
+        Some(cached) => (&cached.0, cached.1),
+        None => {
+            owned = site.make_head::<M::Value>(state);
+            (&owned.0, owned.1)
+        }
     };
     match key::build(head, args, state.cache.config().max_key_len) {
         Ok(k) => CallKey(Some((k, tag))),
@@ -169,7 +175,13 @@ where
         ttl: site.ttl(),
         type_tag,
     };
-    state.cache.run::<M, O, Fut>(&ctx, &key, body).await.0
+    if let Some(value) = state.cache.local_hit::<M::Value>(&ctx, &key).await {
+        return M::from_value(value);
+    }
+    // The miss path's state is large: boxed, it does not weigh on every hit.
+    Box::pin(state.cache.run::<M, O, Fut>(&ctx, &key, body))
+        .await
+        .0
 }
 
 /// Invalidates the entry of one call's arguments (the generated `<fn>_invalidate`).
@@ -182,6 +194,21 @@ pub async fn invalidate(site: &'static Site, key: CallKey) {
 
 /// Serializes a key expression given with `key = ...`.
 pub fn key_expr<T: Serialize + ?Sized>(value: &T) -> &T {
+    value
+}
+
+/// A value that can be part of a cache key: any `serde::Serialize`. It exists for the compile
+/// error, which the expansion points at the offending argument.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be part of a cache key: it does not implement `serde::Serialize`",
+    label = "this argument is part of the key",
+    note = "leave it out of the key with `skip(name)` (pools, clients, state), derive `serde::Serialize` for it, or give the key with `key = ...`"
+)]
+pub trait KeyPart: Serialize {}
+impl<T: Serialize + ?Sized> KeyPart for T {}
+
+/// One argument of the default key (see [`KeyPart`]).
+pub fn key_part<T: KeyPart + ?Sized>(value: &T) -> &T {
     value
 }
 

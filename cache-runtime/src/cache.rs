@@ -99,6 +99,11 @@ pub(crate) struct Ctx<'a> {
 }
 
 /// How a function's output maps to the cached value: see [`crate::__private`].
+#[diagnostic::on_unimplemented(
+    message = "`{O}` cannot be cached: a cached value must be `Clone + serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static`",
+    label = "the output of this #[cached] function",
+    note = "derive `Clone, serde::Serialize, serde::Deserialize` for the value type; for `Result<T, E>` and `Option<T>` only `T` needs them (write the output as `Result<..>` / `Option<..>`, not through a type alias)"
+)]
 pub trait Mode<O> {
     /// The cached value type.
     type Value: CacheValue;
@@ -169,6 +174,29 @@ impl Cache {
     }
 
     // ----- lookups -------------------------------------------------------------------------
+
+    /// The hit path for in-process entries (the memory backend, or a trusted L1 with no
+    /// invalidation pending), kept small so a hit does not pay for the miss path's state.
+    /// Counts the hit; `None` means "go through [`Cache::run`]".
+    pub(crate) async fn local_hit<T: CacheValue>(&self, ctx: &Ctx<'_>, key: &str) -> Option<T> {
+        let inner = &*self.inner;
+        let local = inner.local.as_ref()?;
+        if inner.bus.has_pending() || !self.local_usable() {
+            return None;
+        }
+        let ns = ctx.namespace;
+        let gens = Gens {
+            namespace: ns.generation.get()?,
+            all: inner.all_gen.get()?,
+        };
+        let entry = local.get(key).await?;
+        if entry.gens != gens {
+            return None;
+        }
+        let value = entry.value.downcast_ref::<T>()?.clone();
+        Counters::bump(&ns.stats.hits);
+        Some(value)
+    }
 
     pub(crate) async fn lookup<T: CacheValue>(&self, ctx: &Ctx<'_>, key: &str) -> Lookup<T> {
         let inner = &*self.inner;
@@ -296,6 +324,7 @@ impl Cache {
             gens,
             namespace: ctx.namespace.clone(),
             ttl,
+            expires_at: crate::backend::memory::deadline(ttl),
             weight: local.weight(key.len() + size),
             created_ms: meta.created_ms,
             expires_ms: meta.expires_ms.unwrap_or(0),
@@ -325,7 +354,9 @@ impl Cache {
         let created_ms = now_ms();
         let meta = EntryMeta {
             created_ms,
-            expires_ms: ctx.ttl.map(|t| created_ms + t.as_millis() as u64),
+            expires_ms: ctx
+                .ttl
+                .map(|t| created_ms.saturating_add(t.as_millis().min(u64::MAX.into()) as u64)),
         };
         if inner.bus.has_pending() && inner.bus.pending_covers(&ns.name, key) {
             return Err(Error::InvalidationPending);
@@ -383,6 +414,7 @@ impl Cache {
                 gens,
                 namespace: ns.clone(),
                 ttl: ctx.ttl,
+                expires_at: crate::backend::memory::deadline(ctx.ttl),
                 weight: local.weight(key.len() + size),
                 created_ms,
                 expires_ms: meta.expires_ms.unwrap_or(0),
@@ -439,6 +471,20 @@ impl Cache {
             };
             match self.inner.flights.join(key) {
                 Role::Leader(leader) => {
+                    // In process, look again: a caller that missed just before the previous
+                    // flight stored its value finds it now instead of running the body again.
+                    let gens = match self.inner.remote {
+                        None => match self.lookup::<M::Value>(ctx, key).await {
+                            Lookup::Hit(value, meta) => {
+                                leader.share(Arc::new(value.clone()));
+                                Counters::bump(&ns.stats.hits);
+                                return (M::from_value(value), Some(meta), true);
+                            }
+                            Lookup::Miss(gens) => gens,
+                            Lookup::Bypass => gens,
+                        },
+                        Some(_) => gens,
+                    };
                     Counters::bump(&ns.stats.misses);
                     // An invalidation of this key while the body runs means the body may have
                     // read old data: its result is returned but not stored.
@@ -449,7 +495,9 @@ impl Cache {
                         return (out, None, false);
                     };
                     let shared: Shared = Arc::new(value.clone());
-                    leader.finish(Some(shared.clone()));
+                    // Followers get the value now; the flight ends when `leader` drops, after
+                    // the store, so callers arriving meanwhile do not run the body again.
+                    leader.share(shared.clone());
                     if !self.inner.key_epochs.is_current(ticket) {
                         return (out, None, false);
                     }

@@ -1,16 +1,19 @@
-//! Single-flight: concurrent misses on one key run the body once.
+//! Single-flight: concurrent misses on one key run the body once (per process).
 //!
 //! The first caller to miss becomes the *leader* and runs the body; callers that miss the same
 //! key while it runs become *followers* and wait for its outcome:
 //!
 //! | the leader's body ... | followers get |
 //! |---|---|
-//! | returns a cacheable value | a clone of that value (the body does not run again) |
+//! | returns a cacheable value | a clone of that value (the body does not run again); callers arriving while it is being stored get it too |
 //! | returns `Err` / `None` (not cached) | nothing shared: each follower runs the body itself, since errors are not `Clone` and may be transient |
-//! | panics | the panic stays with the leader's caller; followers elect a new leader among themselves, which runs the body |
-//! | is cancelled (its future dropped) | the same: a new leader runs the body |
+//! | panics | the panic stays with the leader's caller; the followers elect a new leader among themselves, which runs the body once |
+//! | is cancelled (its future dropped, its task aborted) | the same: a new leader runs the body once |
 //!
-//! So no follower ever waits on a flight that will never land.
+//! So no follower ever waits on a flight that will never land. A follower waits as long as the
+//! leader's body runs: a body that never finishes (and is never cancelled) holds its followers
+//! too, so bound slow bodies with `tokio::time::timeout` where that matters. A follower that is
+//! itself cancelled simply stops waiting.
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -95,6 +98,13 @@ pub(crate) struct Leader<'a> {
 }
 
 impl Leader<'_> {
+    /// Hands `value` to every follower, those waiting now and those that join until the leader
+    /// is dropped (the flight stays registered while the leader stores the value, so callers
+    /// arriving meanwhile do not run the body again).
+    pub(crate) fn share(&self, value: Shared) {
+        self.tx.send_replace(State::Done(value));
+    }
+
     /// Ends the flight: followers get `value`, or run the body themselves if it is `None`.
     pub(crate) fn finish(self, value: Option<Shared>) {
         self.flights.remove(&self.key, self.id);
@@ -109,8 +119,9 @@ impl Leader<'_> {
 
 impl Drop for Leader<'_> {
     fn drop(&mut self) {
-        // Reached without `finish` when the body panicked or the caller was cancelled: dropping
-        // the sender wakes the followers with `Outcome::Abandoned`.
+        // Reached without `finish` or `share` when the body panicked or the caller was
+        // cancelled: dropping the sender wakes the followers with `Outcome::Abandoned`. After
+        // `share`, followers still read the shared value (it is checked before the closure).
         self.flights.remove(&self.key, self.id);
     }
 }
@@ -163,6 +174,24 @@ mod tests {
             _ => panic!("expected a value"),
         }
         assert_eq!(flights.len(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_shared_value_reaches_followers_who_join_until_the_leader_is_dropped() {
+        let flights = Flights::default();
+        let l = leader(flights.join("k"));
+        let early = follower(flights.join("k"));
+        l.share(Arc::new(7u32));
+        let late = follower(flights.join("k"));
+        drop(l);
+        for f in [early, late] {
+            match f.outcome().await {
+                Outcome::Value(v) => assert_eq!(v.downcast_ref::<u32>(), Some(&7)),
+                _ => panic!("expected a value"),
+            }
+        }
+        assert_eq!(flights.len(), 0);
+        let _next = leader(flights.join("k"));
     }
 
     #[tokio::test]

@@ -102,6 +102,17 @@ mod tests {
     }
 
     #[test]
+    fn golden_type_tags() {
+        // Keys written by older builds must keep matching: change these only on purpose.
+        assert_eq!(type_tag::<u64>(), "2a2b7e06");
+        assert_eq!(type_tag::<String>(), "3b5a1dd4");
+        assert_eq!(
+            build("cache:user:get_user:v0:00000000:", &(&42u64, &"a:b"), 250).unwrap(),
+            r#"cache:user:get_user:v0:00000000:[42,"a:b"]"#
+        );
+    }
+
+    #[test]
     fn type_tags_differ_by_type_and_are_stable() {
         assert_ne!(type_tag::<u32>(), type_tag::<u64>());
         assert_eq!(type_tag::<Vec<String>>(), type_tag::<Vec<String>>());

@@ -3,13 +3,18 @@
 //! Entries hold the value itself (`Arc<dyn Any>`), so a hit is a moka lookup, a generation check
 //! and a clone, with no decoding. The store is bounded by bytes and by entry count at once: each
 //! entry weighs `max(key + encoded value bytes, max_bytes / max_entries)` against a capacity of
-//! `max_bytes`. Each entry expires after its own TTL (moka's `Expiry`).
+//! `max_bytes`. Each entry expires after its own TTL.
+//!
+//! Expiry is checked twice: on every read against [`tokio::time::Instant`] (so an expired entry
+//! is never served, and tests can drive TTLs with `tokio::time::pause` / `advance`), and by
+//! moka's `Expiry`, which frees the memory of expired entries in the background.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use moka::Expiry;
 use moka::notification::RemovalCause;
+use tokio::time::Instant;
 
 use crate::flight::Shared;
 use crate::namespace::{Gens, Namespace};
@@ -22,6 +27,8 @@ pub(crate) struct Entry {
     pub(crate) gens: Gens,
     pub(crate) namespace: Arc<Namespace>,
     pub(crate) ttl: Option<Duration>,
+    /// When the entry stops being served, on tokio's clock; `None` = never. See [`deadline`].
+    pub(crate) expires_at: Option<Instant>,
     pub(crate) weight: u32,
     /// Unix ms when the value was computed.
     pub(crate) created_ms: u64,
@@ -29,13 +36,19 @@ pub(crate) struct Entry {
     pub(crate) expires_ms: u64,
 }
 
+/// The instant, on tokio's clock, at which an entry stored now for `ttl` expires (`None` for
+/// no TTL, or a TTL so long that it never comes).
+pub(crate) fn deadline(ttl: Option<Duration>) -> Option<Instant> {
+    ttl.and_then(|ttl| Instant::now().checked_add(ttl))
+}
+
 struct PerEntryTtl;
 
-impl Expiry<String, Entry> for PerEntryTtl {
+impl Expiry<String, Arc<Entry>> for PerEntryTtl {
     fn expire_after_create(
         &self,
         _key: &String,
-        value: &Entry,
+        value: &Arc<Entry>,
         _created_at: std::time::Instant,
     ) -> Option<Duration> {
         value.ttl
@@ -44,7 +57,7 @@ impl Expiry<String, Entry> for PerEntryTtl {
     fn expire_after_update(
         &self,
         _key: &String,
-        value: &Entry,
+        value: &Arc<Entry>,
         _updated_at: std::time::Instant,
         _duration_until_expiry: Option<Duration>,
     ) -> Option<Duration> {
@@ -53,8 +66,11 @@ impl Expiry<String, Entry> for PerEntryTtl {
 }
 
 /// A moka cache of [`Entry`].
+///
+/// Entries are kept behind an `Arc`: moka clones the stored value on every read, and one
+/// reference count is cheaper than cloning the entry's own two `Arc`s.
 pub(crate) struct MemoryStore {
-    cache: moka::future::Cache<String, Entry>,
+    cache: moka::future::Cache<String, Arc<Entry>>,
     min_weight: u64,
 }
 
@@ -64,9 +80,9 @@ impl MemoryStore {
         let min_weight = max_bytes.div_ceil(max_entries).max(1);
         let cache = moka::future::Cache::builder()
             .max_capacity(max_bytes)
-            .weigher(|_key: &String, entry: &Entry| entry.weight)
+            .weigher(|_key: &String, entry: &Arc<Entry>| entry.weight)
             .expire_after(PerEntryTtl)
-            .eviction_listener(|_key, entry: Entry, cause| {
+            .eviction_listener(|_key, entry: Arc<Entry>, cause| {
                 if matches!(cause, RemovalCause::Expired | RemovalCause::Size) {
                     Counters::bump(&entry.namespace.stats.evictions);
                 }
@@ -80,12 +96,17 @@ impl MemoryStore {
         (bytes as u64).max(self.min_weight).min(u32::MAX as u64) as u32
     }
 
-    pub(crate) async fn get(&self, key: &str) -> Option<Entry> {
-        self.cache.get(key).await
+    /// The entry under `key`, unless it has expired.
+    pub(crate) async fn get(&self, key: &str) -> Option<Arc<Entry>> {
+        let entry = self.cache.get(key).await?;
+        match entry.expires_at {
+            Some(at) if at <= Instant::now() => None,
+            _ => Some(entry),
+        }
     }
 
     pub(crate) async fn insert(&self, key: String, entry: Entry) {
-        self.cache.insert(key, entry).await;
+        self.cache.insert(key, Arc::new(entry)).await;
     }
 
     pub(crate) async fn remove(&self, key: &str) {
