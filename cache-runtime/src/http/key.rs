@@ -22,15 +22,17 @@
 //! );
 //! ```
 
+use std::borrow::Cow;
+
 use http::{HeaderMap, HeaderName};
 use serde::Serialize;
 
 use crate::Error;
 
 /// The path with percent-escapes decoded (except `%2F`, kept as `%2F`).
-pub fn normalize_path(path: &str) -> String {
+pub fn normalize_path(path: &str) -> Cow<'_, str> {
     if !path.contains('%') {
-        return path.to_owned();
+        return Cow::Borrowed(path);
     }
     let bytes = path.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -51,7 +53,7 @@ pub fn normalize_path(path: &str) -> String {
         i += 1;
     }
     // Escapes that do not decode to UTF-8 keep the original spelling (stable, unambiguous).
-    String::from_utf8(out).unwrap_or_else(|_| path.to_owned())
+    Cow::Owned(String::from_utf8(out).unwrap_or_else(|_| path.to_owned()))
 }
 
 /// The query's decoded `(name, value)` pairs, stably sorted by name.
@@ -124,6 +126,11 @@ struct KeyParts<'a>(
     &'a [(String, String)],
 );
 
+/// The fixed part of the keys of `namespace`: `{prefix}:{namespace}:http:`.
+pub fn head(prefix: &str, namespace: &str) -> String {
+    format!("{prefix}:{namespace}:http:")
+}
+
 /// The key of `GET path?query` with these varied values, in `namespace`.
 pub fn request_key(
     prefix: &str,
@@ -133,10 +140,20 @@ pub fn request_key(
     query: Option<&str>,
     vary_values: &[(String, String)],
 ) -> Result<String, Error> {
-    let head = format!("{prefix}:{namespace}:http:");
+    key_with_head(&head(prefix, namespace), max_len, path, query, vary_values)
+}
+
+/// [`request_key`] with the head already built.
+pub(crate) fn key_with_head(
+    head: &str,
+    max_len: usize,
+    path: &str,
+    query: Option<&str>,
+    vary_values: &[(String, String)],
+) -> Result<String, Error> {
     let path = normalize_path(path);
     let query = canonical_query(query);
-    crate::key::build(&head, &KeyParts("GET", &path, &query, vary_values), max_len)
+    crate::key::build(head, &KeyParts("GET", &path, &query, vary_values), max_len)
 }
 
 #[cfg(test)]

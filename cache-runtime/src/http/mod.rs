@@ -52,8 +52,9 @@
 //! | `allow_credentials` | requests with `Authorization` / `Cookie` may use the shared entry | off |
 //! | `statuses(200, 404)` | status codes that may be stored | 2xx except 206 |
 //!
-//! `expire = N` is the entry's TTL and the `max-age` clients see (the remaining TTL, so a
-//! CDN never holds a response longer than the server does); `namespace` groups entries for
+//! `expire = N` is the entry's TTL and the `max-age` clients see (the remaining TTL, to the
+//! nearest second, so a CDN holds a response about as long as the server does); `namespace`
+//! groups entries for
 //! [`crate::invalidate_namespace`] and [`invalidate_path`].
 //!
 //! ```

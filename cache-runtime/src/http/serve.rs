@@ -28,7 +28,7 @@ use super::request::RequestParts;
 use super::response::{Captured, StorePolicy, StoredResponse, capture};
 use super::site::{HttpSite, Resolved};
 use crate::EntryMeta;
-use crate::cache::{Ctx, Mode, type_tag_bytes};
+use crate::cache::{Ctx, Mode};
 use crate::warn::now_ms;
 
 /// How a response relates to the cache, for the status header.
@@ -101,12 +101,10 @@ where
     }
     let key = match state {
         Some(state) if !directives.no_store && !credentialed => {
-            let config = state.cache.config();
             let values = super::key::vary_values(&req.headers, &r.vary);
-            super::key::request_key(
-                &config.prefix,
-                spec.namespace,
-                config.max_key_len,
+            super::key::key_with_head(
+                &state.key_head,
+                state.cache.config().max_key_len,
                 req.uri.path(),
                 req.uri.query(),
                 &values,
@@ -128,7 +126,7 @@ where
     let ctx = Ctx {
         namespace: &state.namespace,
         ttl: spec.ttl_secs.map(std::time::Duration::from_secs),
-        type_tag: type_tag_bytes::<StoredResponse>(),
+        type_tag: state.type_tag,
     };
     let body = async { capture(handler.await, &policy).await };
     if directives.wants_fresh() {
@@ -175,7 +173,8 @@ impl Reply<'_> {
         };
         let now = now_ms();
         let max_age = match meta.and_then(|m| m.expires_ms) {
-            Some(at) => Some(at.saturating_sub(now) / 1000),
+            // Rounded to the nearest second: a fresh entry says its full TTL.
+            Some(at) => Some((at.saturating_sub(now) + 500) / 1000),
             None => self.ttl,
         };
         let age = match (status, meta) {

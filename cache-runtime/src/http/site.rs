@@ -53,6 +53,10 @@ pub(crate) struct Resolved {
 pub(crate) struct SiteState {
     pub(crate) cache: &'static Cache,
     pub(crate) namespace: Arc<Namespace>,
+    /// `{prefix}:{namespace}:http:`.
+    pub(crate) key_head: String,
+    /// The type tag of [`super::StoredResponse`].
+    pub(crate) type_tag: [u8; 4],
 }
 
 impl HttpSite {
@@ -120,6 +124,8 @@ impl HttpSite {
         Some(self.state.get_or_init(|| SiteState {
             cache,
             namespace: cache.namespace(self.spec.namespace),
+            key_head: super::key::head(&cache.config().prefix, self.spec.namespace),
+            type_tag: crate::cache::type_tag_bytes::<super::StoredResponse>(),
         }))
     }
 }

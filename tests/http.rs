@@ -1,0 +1,77 @@
+//! HTTP caching of axum handlers on the memory backend: a real server on a free loopback port,
+//! a real client (reqwest), one test per rule (see `http_app.rs`).
+//!
+//! `cache_runtime::init` is process-global, so every test shares one runtime, one cache and
+//! one server; each scenario uses its own paths.
+
+mod http_app;
+
+use std::sync::OnceLock;
+
+use cache_runtime::Config;
+use http_app::Ctx;
+
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    })
+}
+
+fn base() -> String {
+    static BASE: OnceLock<String> = OnceLock::new();
+    BASE.get_or_init(|| {
+        runtime().block_on(async {
+            cache_runtime::init(Config::memory()).await.unwrap();
+            http_app::serve().await
+        })
+    })
+    .clone()
+}
+
+macro_rules! scenario {
+    ($($name:ident),* $(,)?) => {$(
+        #[test]
+        fn $name() {
+            let ctx = Ctx::new(base());
+            runtime().block_on(http_app::$name(&ctx));
+        }
+    )*};
+}
+
+scenario!(
+    miss_then_hit,
+    if_none_match,
+    head_shares_get,
+    other_methods_pass_through,
+    request_no_store,
+    request_no_cache_refreshes,
+    query_in_canonical_order,
+    vary_on_headers,
+    only_2xx_stored,
+    handler_refusals_not_stored,
+    credentials,
+    validate_only,
+    invalidation,
+    handler_overrides,
+);
+
+/// Without `init`, would the handlers still answer? Covered by the runtime's unit tests;
+/// here: the scenarios run back to back in one process leave consistent statistics.
+#[test]
+fn stats_count_hits_and_misses() {
+    let ctx = Ctx::new(base());
+    runtime().block_on(async {
+        ctx.get("/thing/100", &[]).await;
+        ctx.get("/thing/100", &[]).await;
+        let stats = cache_runtime::stats().await.namespace("things");
+        assert!(
+            stats.hits >= 1 && stats.misses >= 1 && stats.inserts >= 1,
+            "{stats:?}"
+        );
+    });
+}

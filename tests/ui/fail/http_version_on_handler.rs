@@ -1,0 +1,9 @@
+use axum::extract::Path;
+use cache_runtime::cached;
+
+#[cached(expire = 60, version = 2)]
+async fn get_item(Path(id): Path<u64>) -> String {
+    id.to_string()
+}
+
+fn main() {}
