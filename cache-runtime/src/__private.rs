@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::cache::{Cache, CacheValue, Ctx, Mode, type_tag_bytes};
+use crate::cache::{Cache, CacheValue, Ctx, Lookup, Mode, type_tag_bytes};
 use crate::key;
 use crate::namespace::Namespace;
 use crate::stats::Counters;
@@ -178,8 +178,19 @@ where
     if let Some(value) = state.cache.local_hit::<M::Value>(&ctx, &key).await {
         return M::from_value(value);
     }
+    // Redis: look up here, so a hit does not allocate the (large) boxed miss path either.
+    let first = match state.cache.inner.remote {
+        Some(_) => match state.cache.lookup::<M::Value>(&ctx, &key).await {
+            Lookup::Hit(value, _) => {
+                Counters::bump(&state.namespace.stats.hits);
+                return M::from_value(value);
+            }
+            other => Some(other),
+        },
+        None => None,
+    };
     // The miss path's state is large: boxed, it does not weigh on every hit.
-    Box::pin(state.cache.run::<M, O, Fut>(&ctx, &key, body))
+    Box::pin(state.cache.run_from::<M, O, Fut>(&ctx, &key, body, first))
         .await
         .0
 }

@@ -232,7 +232,7 @@ impl Cache {
         let bus_fence = inner.bus.fence();
         let ns_ticket = ns.generation.ticket();
         let all_ticket = inner.all_gen.ticket();
-        let read = match remote.read(key, &remote.gen_key(&ns.name)).await {
+        let read = match remote.read(key, &ns.name).await {
             Ok(read) => read,
             Err(e) => {
                 self.backend_failed(ns, "lookup", &e);
@@ -454,10 +454,30 @@ impl Cache {
         M: Mode<O>,
         Fut: Future<Output = O>,
     {
+        self.run_from::<M, O, Fut>(ctx, key, fut, None).await
+    }
+
+    /// [`Cache::run`], continuing from a `first` lookup the caller already made: `#[cached]`
+    /// answers Redis hits itself and only enters (and boxes) this miss path on a miss.
+    pub(crate) async fn run_from<M, O, Fut>(
+        &self,
+        ctx: &Ctx<'_>,
+        key: &str,
+        fut: Fut,
+        mut first: Option<Lookup<M::Value>>,
+    ) -> (O, Option<EntryMeta>, bool)
+    where
+        M: Mode<O>,
+        Fut: Future<Output = O>,
+    {
         let ns = ctx.namespace;
         let mut fut = Some(fut);
         loop {
-            let gens = match self.lookup::<M::Value>(ctx, key).await {
+            let looked = match first.take() {
+                Some(looked) => looked,
+                None => self.lookup::<M::Value>(ctx, key).await,
+            };
+            let gens = match looked {
                 Lookup::Hit(value, meta) => {
                     Counters::bump(&ns.stats.hits);
                     return (M::from_value(value), Some(meta), true);

@@ -55,11 +55,17 @@ impl Breaker {
     }
 
     pub(crate) fn success(&self) {
-        self.failures.store(0, SeqCst);
-        if self.open_until.swap(0, SeqCst) != 0 {
+        // The hot path (every successful call): reads only, so concurrent calls do not bounce
+        // these cache lines between cores.
+        if self.failures.load(SeqCst) != 0 {
+            self.failures.store(0, SeqCst);
+        }
+        if self.open_until.load(SeqCst) != 0 && self.open_until.swap(0, SeqCst) != 0 {
             tracing::info!("redis answers again; the cache uses it again");
         }
-        self.probing.store(false, SeqCst);
+        if self.probing.load(SeqCst) {
+            self.probing.store(false, SeqCst);
+        }
     }
 
     pub(crate) fn failure(&self) {

@@ -10,12 +10,13 @@
 //! `MGET` per node and sends the parts concurrently.
 
 use std::hash::{BuildHasher, RandomState};
+use std::io::Write as _;
 use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::{ClusterClient, ClusterConfig};
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, FromRedisValue, Value};
+use redis::{Cmd, FromRedisValue, RedisWrite, ToRedisArgs, Value};
 
 use super::breaker::Breaker;
 use crate::namespace::Gens;
@@ -159,21 +160,28 @@ impl RedisStore {
         result
     }
 
-    /// Reads an entry and the generations it must match, in one round trip.
-    pub(crate) async fn read(&self, key: &str, gen_key: &str) -> Result<Read, Error> {
-        let mut cmd = redis::cmd("MGET");
-        cmd.arg(key).arg(gen_key).arg(&self.all_gen_key);
-        let mut values: Vec<Option<Vec<u8>>> = self.call(&cmd).await?;
-        if values.len() != 3 {
+    /// Reads an entry and the generations it must match (its namespace's and the cache's), in
+    /// one round trip. The hit path: the command is built in one pre-sized buffer and the reply
+    /// taken apart without intermediate collections.
+    pub(crate) async fn read(&self, key: &str, namespace: &str) -> Result<Read, Error> {
+        let gen_key = GenKey(&self.gen_prefix, namespace);
+        let data = 4 + key.len() + gen_key.len() + self.all_gen_key.len();
+        let mut cmd = Cmd::with_capacity(4, data);
+        cmd.arg("MGET").arg(key).arg(gen_key).arg(&self.all_gen_key);
+        let Value::Array(values) = self.call::<Value>(&cmd).await? else {
             return Err(Error::BadEntry(
-                "MGET answered with the wrong number of values",
+                "MGET answered with something else than an array",
             ));
-        }
-        let all = parse_gen(values.pop().flatten())?;
-        let namespace = parse_gen(values.pop().flatten())?;
+        };
+        let [entry, namespace, all]: [Value; 3] = values
+            .try_into()
+            .map_err(|_| Error::BadEntry("MGET answered with the wrong number of values"))?;
         Ok(Read {
-            bytes: values.pop().flatten(),
-            gens: Gens { namespace, all },
+            bytes: bulk(entry)?,
+            gens: Gens {
+                namespace: parse_gen(bulk(namespace)?)?,
+                all: parse_gen(bulk(all)?)?,
+            },
         })
     }
 
@@ -223,6 +231,36 @@ impl RedisStore {
     pub(crate) async fn publish(&self, channel: &str, payload: &[u8]) -> Result<(), Error> {
         self.call::<()>(redis::cmd("PUBLISH").arg(channel).arg(payload))
             .await
+    }
+}
+
+/// `{prefix}:__gen:{namespace}`, written straight into a command's buffer.
+struct GenKey<'a>(&'a str, &'a str);
+
+impl GenKey<'_> {
+    fn len(&self) -> usize {
+        self.0.len() + self.1.len()
+    }
+}
+
+impl ToRedisArgs for GenKey<'_> {
+    fn write_redis_args<W: ?Sized + RedisWrite>(&self, out: &mut W) {
+        let mut arg = out.writer_for_next_arg();
+        // Writing into the command's own buffer cannot fail.
+        let _ = arg.write_all(self.0.as_bytes());
+        let _ = arg.write_all(self.1.as_bytes());
+    }
+}
+
+/// One value of an `MGET` reply: bytes, or `None` for a missing key.
+fn bulk(value: Value) -> Result<Option<Vec<u8>>, Error> {
+    match value {
+        Value::BulkString(bytes) => Ok(Some(bytes)),
+        Value::Nil => Ok(None),
+        Value::SimpleString(s) => Ok(Some(s.into_bytes())),
+        _ => Err(Error::BadEntry(
+            "MGET answered with a value that is not a string",
+        )),
     }
 }
 
