@@ -362,6 +362,22 @@ impl Cache {
             return Err(Error::InvalidationPending);
         }
         if let Some(remote) = &inner.remote {
+            let gens = if gens.namespace == 0 || gens.all == 0 {
+                let created = remote.create_generations(&ns.name, gens).await;
+                // Whatever happened, generations remembered as 0 are outdated now.
+                ns.generation.forget();
+                inner.all_gen.forget();
+                match created {
+                    Ok(Some(created)) => created,
+                    Ok(None) => return Err(Error::Superseded),
+                    Err(e) => {
+                        self.backend_failed(ns, "store", &e);
+                        return Err(e);
+                    }
+                }
+            } else {
+                gens
+            };
             let mut bytes = envelope::start(
                 inner.config.codec.id(),
                 ctx.type_tag,
@@ -726,10 +742,18 @@ impl Cache {
             ttl,
             type_tag: type_tag_bytes::<T>(),
         };
-        let stored = match self.current_gens(&ns).await {
-            Ok(gens) => self.store(&ctx, &full_key, value, None, gens).await,
-            Err(e) => Err(e),
-        };
+        let mut stored = Err(Error::Superseded);
+        // An explicit value does not depend on what was read before, so a store superseded by
+        // a concurrent generation change is simply retried under the new generations.
+        for _ in 0..3 {
+            stored = match self.current_gens(&ns).await {
+                Ok(gens) => self.store(&ctx, &full_key, value, None, gens).await,
+                Err(e) => Err(e),
+            };
+            if !matches!(stored, Err(Error::Superseded)) {
+                break;
+            }
+        }
         if let Err(e) = &stored
             && self.inner.remote.is_some()
             && !matches!(e, Error::InvalidationPending)

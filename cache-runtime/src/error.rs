@@ -40,6 +40,10 @@ pub enum Error {
     /// An invalidation of this key is waiting to reach Redis; nothing is stored until it has.
     #[error("an invalidation of this key is pending; not stored until redis has applied it")]
     InvalidationPending,
+    /// The namespace changed while the value was computed (another process created or
+    /// replaced its generation); the value is returned but not stored.
+    #[error("the namespace was invalidated while the value was computed; not stored")]
+    Superseded,
     /// A value could not be encoded or decoded.
     #[error("codec error: {0}")]
     Codec(String),

@@ -73,6 +73,7 @@ use futures_util::StreamExt;
 use tokio::sync::Notify;
 
 use crate::Error;
+use crate::backend::redis::Target;
 use crate::cache::{Cache, Inner};
 use crate::stats::Counters;
 use crate::warn::{now_ms, warn_limited};
@@ -216,23 +217,20 @@ fn channel(inner: &Inner) -> String {
     format!("{}:__bus", inner.config.prefix)
 }
 
-async fn perform(inner: &Inner, op: &Pending) -> Result<(), Error> {
+async fn perform(inner: &Inner, op: &Pending, probe: bool) -> Result<(), Error> {
     let remote = inner.remote.as_ref().ok_or(Error::NotConnected)?;
-    match op {
-        Pending::Key(key) => remote.delete(key).await?,
-        Pending::Namespace(ns) => {
-            remote.new_generation(Some(ns)).await?;
-        }
-        Pending::All => {
-            remote.new_generation(None).await?;
-        }
-    }
-    if inner.bus.tiered {
-        remote
-            .publish(&channel(inner), &inner.bus.message(op))
-            .await?;
-    }
-    Ok(())
+    let target = match op {
+        Pending::Key(key) => Target::Key(key),
+        Pending::Namespace(ns) => Target::Namespace(ns),
+        Pending::All => Target::All,
+    };
+    let channel = channel(inner);
+    let message = inner.bus.message(op);
+    let announce = inner
+        .bus
+        .tiered
+        .then_some((channel.as_str(), message.as_slice()));
+    remote.invalidate(target, announce, probe).await
 }
 
 /// Applies the local side of an invalidation: the L1 entries and cached generations it
@@ -263,7 +261,7 @@ async fn drop_local(inner: &Inner, op: &Pending) {
 /// Applies an invalidation to Redis and announces it; keeps it pending if Redis fails.
 pub(crate) async fn apply(cache: &Cache, op: Pending) -> Result<(), Error> {
     let inner = &*cache.inner;
-    match perform(inner, &op).await {
+    match perform(inner, &op, false).await {
         Ok(()) => Ok(()),
         Err(e) => {
             Counters::bump(&inner.counters.errors);
@@ -307,7 +305,7 @@ async fn recover(weak: Weak<Inner>) {
             let Some(inner) = weak.upgrade() else { return };
             let ops = inner.bus.lock_pending().clone();
             for (op, seq) in ops {
-                if perform(&inner, &op).await.is_err() {
+                if perform(&inner, &op, true).await.is_err() {
                     break;
                 }
                 drop_local(&inner, &op).await;

@@ -133,12 +133,21 @@ impl RedisStore {
     }
 
     async fn call<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, Error> {
-        if !self.breaker.allow() {
+        let mut conn = self.conn.clone();
+        self.guarded(false, cmd.query_async::<T>(&mut conn)).await
+    }
+
+    /// Runs one request under the timeout and the circuit breaker. A `probe` goes through an
+    /// open breaker: recovery uses it to learn that Redis answers again.
+    async fn guarded<T>(
+        &self,
+        probe: bool,
+        request: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, Error> {
+        if !probe && !self.breaker.allow() {
             return Err(Error::CircuitOpen);
         }
-        let mut conn = self.conn.clone();
-        let result = match tokio::time::timeout(self.timeout, cmd.query_async::<T>(&mut conn)).await
-        {
+        let result = match tokio::time::timeout(self.timeout, request).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(Error::Redis(e)),
             Err(_) => Err(Error::Timeout(self.timeout)),
@@ -205,26 +214,75 @@ impl RedisStore {
         let mut cmd = redis::cmd("SET");
         cmd.arg(key).arg(bytes);
         if let Some(ttl) = ttl {
-            cmd.arg("PX").arg(ttl.as_millis().max(1) as u64);
+            // Redis refuses expiry times past i64 milliseconds; beyond ~290 million years
+            // the difference from "never" is moot, so such TTLs are stored without one.
+            if ttl < MAX_TTL {
+                cmd.arg("PX").arg(ttl.as_millis().max(1) as u64);
+            }
         }
         self.call::<()>(&cmd).await
     }
 
-    /// Deletes `key`.
-    pub(crate) async fn delete(&self, key: &str) -> Result<(), Error> {
-        self.call::<()>(redis::cmd("DEL").arg(key)).await
+    /// Applies an invalidation and, with `announce = Some((channel, message))`, publishes it,
+    /// in one round trip (a pipeline; on a Cluster it goes to the node of the key it changes,
+    /// and Cluster forwards the `PUBLISH` to every node). `probe`: see [`Self::guarded`].
+    pub(crate) async fn invalidate(
+        &self,
+        target: Target<'_>,
+        announce: Option<(&str, &[u8])>,
+        probe: bool,
+    ) -> Result<(), Error> {
+        let mut pipe = redis::pipe();
+        match target {
+            Target::Key(key) => pipe.cmd("DEL").arg(key).ignore(),
+            Target::Namespace(ns) => pipe
+                .cmd("SET")
+                .arg(self.gen_key(ns))
+                .arg(new_generation())
+                .ignore(),
+            Target::All => pipe
+                .cmd("SET")
+                .arg(&self.all_gen_key)
+                .arg(new_generation())
+                .ignore(),
+        };
+        if let Some((channel, message)) = announce {
+            pipe.cmd("PUBLISH").arg(channel).arg(message).ignore();
+        }
+        let mut conn = self.conn.clone();
+        self.guarded(probe, pipe.query_async::<()>(&mut conn)).await
     }
 
-    /// Gives the namespace (or, with `None`, the whole cache) a new random generation.
-    pub(crate) async fn new_generation(&self, namespace: Option<&str>) -> Result<u64, Error> {
-        let key = match namespace {
-            Some(ns) => self.gen_key(ns),
-            None => self.all_gen_key.clone(),
-        };
-        let generation = RandomState::new().hash_one(crate::warn::now_ms()) | 1;
-        self.call::<()>(redis::cmd("SET").arg(key).arg(generation))
-            .await?;
-        Ok(generation)
+    /// Creates the generation keys that do not exist yet (`gens` holds 0 for them) with
+    /// `SET NX`, so no entry is ever written under generation 0: a generation key that is
+    /// later lost (evicted, or Redis restarted) then reads as 0 and matches no entry, instead
+    /// of reviving entries written before the namespace's first invalidation.
+    ///
+    /// Returns the generations to write under, or `None` when another process created or
+    /// replaced a generation meanwhile (an invalidation may have overlapped: do not store).
+    pub(crate) async fn create_generations(
+        &self,
+        namespace: &str,
+        gens: Gens,
+    ) -> Result<Option<Gens>, Error> {
+        let mut created = gens;
+        for (current, key) in [
+            (&mut created.namespace, self.gen_key(namespace)),
+            (&mut created.all, self.all_gen_key.clone()),
+        ] {
+            if *current != 0 {
+                continue;
+            }
+            let generation = new_generation();
+            let set: Option<String> = self
+                .call(redis::cmd("SET").arg(key).arg(generation).arg("NX"))
+                .await?;
+            if set.is_none() {
+                return Ok(None);
+            }
+            *current = generation;
+        }
+        Ok(Some(created))
     }
 
     /// Publishes `payload` on `channel`.
@@ -232,6 +290,27 @@ impl RedisStore {
         self.call::<()>(redis::cmd("PUBLISH").arg(channel).arg(payload))
             .await
     }
+}
+
+/// The longest TTL sent to Redis as `PX`; longer ones are stored without expiry.
+const MAX_TTL: Duration = Duration::from_millis(1 << 53);
+
+/// What an invalidation retires.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Target<'a> {
+    /// One entry.
+    Key(&'a str),
+    /// Every entry of a namespace (a new generation).
+    Namespace(&'a str),
+    /// Every entry (a new cache generation).
+    All,
+}
+
+/// A fresh random generation, never 0 (0 stands for "no generation key").
+fn new_generation() -> u64 {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    RandomState::new().hash_one((crate::warn::now_ms(), n, std::process::id())) | 1
 }
 
 /// `{prefix}:__gen:{namespace}`, written straight into a command's buffer.

@@ -1,0 +1,121 @@
+//! Generations and invalidation recovery against edge cases of a real Redis: lost generation
+//! keys, TTLs beyond what Redis accepts, and re-applying an invalidation while the circuit
+//! breaker is still cooling down.
+
+use std::time::Duration;
+
+use cache_runtime::{Cache, Config};
+use cache_tests::RedisServer;
+use redis::AsyncCommands;
+
+async fn raw(server: &RedisServer) -> redis::aio::MultiplexedConnection {
+    server
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_lost_generation_key_never_revives_invalidated_entries() {
+    let server = RedisServer::start();
+    let cache = Cache::new(Config::redis(server.url()).prefix("gens"))
+        .await
+        .unwrap();
+    cache
+        .set("user", &1, &"before".to_string(), None)
+        .await
+        .unwrap();
+    cache.invalidate_namespace("user").await.unwrap();
+    assert_eq!(cache.get::<String>("user", &1).await, None);
+
+    // The generation key disappears (evicted under maxmemory, or deleted by hand): the entry
+    // written before the invalidation must stay dead.
+    let mut conn = raw(&server).await;
+    let removed: u32 = conn.del("gens:__gen:user").await.unwrap();
+    assert_eq!(
+        removed, 1,
+        "the namespace generation lives under gens:__gen:user"
+    );
+    assert_eq!(cache.get::<String>("user", &1).await, None);
+    let other = Cache::new(Config::redis(server.url()).prefix("gens"))
+        .await
+        .unwrap();
+    assert_eq!(other.get::<String>("user", &1).await, None);
+
+    // And the namespace keeps working afterwards.
+    cache
+        .set("user", &1, &"after".to_string(), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        other.get::<String>("user", &1).await.as_deref(),
+        Some("after")
+    );
+}
+
+#[tokio::test]
+async fn ttls_beyond_what_redis_accepts_are_stored_without_expiry() {
+    let server = RedisServer::start();
+    let cache = Cache::new(Config::redis(server.url())).await.unwrap();
+    for (i, ttl) in [Duration::MAX, Duration::from_secs(u64::MAX / 1000)]
+        .into_iter()
+        .enumerate()
+    {
+        cache
+            .set("long", &i, &"kept".to_string(), Some(ttl))
+            .await
+            .unwrap();
+        assert_eq!(
+            cache.get::<String>("long", &i).await.as_deref(),
+            Some("kept")
+        );
+        let key = cache.key_for::<String>("long", &i).unwrap();
+        let pttl: i64 = raw(&server).await.pttl(&key).await.unwrap();
+        assert_eq!(pttl, -1, "stored without expiry");
+    }
+}
+
+#[tokio::test]
+async fn a_pending_invalidation_is_reapplied_while_the_breaker_cools_down() {
+    let server = RedisServer::start();
+    let config = Config::redis(server.url())
+        .timeout(Duration::from_millis(50))
+        .circuit_breaker(1, Duration::from_secs(600));
+    let cache = Cache::new(config).await.unwrap();
+    cache
+        .set("item", &7, &"old".to_string(), None)
+        .await
+        .unwrap();
+    let key = cache.key_for::<String>("item", &7).unwrap();
+
+    server.pause();
+    assert!(
+        cache.delete::<String>("item", &7).await.is_err(),
+        "Redis is paused"
+    );
+    assert_eq!(cache.pending_invalidations(), 1);
+    assert!(
+        cache.circuit_open(),
+        "one failure opens a breaker with threshold 1"
+    );
+    // While pending, this process does not serve the key from Redis.
+    assert_eq!(cache.get::<String>("item", &7).await, None);
+    server.resume();
+
+    // Recovery probes through the open breaker (cooldown 10 minutes) and re-applies the delete.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while cache.pending_invalidations() > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "pending invalidation not re-applied"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let exists: bool = raw(&server).await.exists(&key).await.unwrap();
+    assert!(!exists, "the old entry was deleted from Redis");
+    assert!(
+        !cache.circuit_open(),
+        "the successful probe closed the breaker"
+    );
+}
