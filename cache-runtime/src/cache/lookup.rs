@@ -1,0 +1,179 @@
+//! Lookups: the in-process hit path, then Redis, with decoding and L1 fills.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::*;
+use crate::Error;
+use crate::backend::memory::Entry;
+use crate::envelope;
+use crate::epoch::KeyTicket;
+use crate::namespace::Gens;
+use crate::stats::Counters;
+use crate::warn::{now_ms, warn_limited};
+
+impl Cache {
+    /// The hit path for in-process entries (the memory backend, or a trusted L1 with no
+    /// invalidation pending), kept small so a hit does not pay for the miss path's state.
+    /// Counts the hit; `None` means "go through [`Cache::run`]".
+    pub(crate) async fn local_hit<T: CacheValue>(&self, ctx: &Ctx<'_>, key: &str) -> Option<T> {
+        let inner = &*self.inner;
+        let local = inner.local.as_ref()?;
+        if inner.bus.has_pending() || !self.local_usable() {
+            return None;
+        }
+        let ns = ctx.namespace;
+        let gens = Gens {
+            namespace: ns.generation.get()?,
+            all: inner.all_gen.get()?,
+        };
+        let entry = local.get(key).await?;
+        if entry.gens != gens {
+            return None;
+        }
+        let value = entry.value.downcast_ref::<T>()?.clone();
+        Counters::bump(&ns.stats.hits);
+        Some(value)
+    }
+
+    pub(crate) async fn lookup<T: CacheValue>(&self, ctx: &Ctx<'_>, key: &str) -> Lookup<T> {
+        let inner = &*self.inner;
+        if inner.bus.has_pending() && inner.bus.pending_covers(&ctx.namespace.name, key) {
+            return Lookup::Bypass;
+        }
+        let ns = ctx.namespace;
+        // In-process first: the memory backend, or a trusted L1.
+        if let Some(local) = &inner.local
+            && self.local_usable()
+            && let (Some(namespace), Some(all)) = (ns.generation.get(), inner.all_gen.get())
+        {
+            let gens = Gens { namespace, all };
+            if let Some(entry) = local.get(key).await
+                && entry.gens == gens
+                && let Some(value) = entry.value.downcast_ref::<T>()
+            {
+                let meta = EntryMeta {
+                    created_ms: entry.created_ms,
+                    expires_ms: (entry.expires_ms != 0).then_some(entry.expires_ms),
+                };
+                return Lookup::Hit(value.clone(), meta);
+            }
+            if inner.remote.is_none() {
+                return Lookup::Miss(gens);
+            }
+        }
+        let Some(remote) = &inner.remote else {
+            // Memory backend whose generation is always known: unreachable in practice.
+            return Lookup::Bypass;
+        };
+        let key_ticket = inner.key_epochs.ticket(key);
+        let bus_fence = inner.bus.fence();
+        let ns_ticket = ns.generation.ticket();
+        let all_ticket = inner.all_gen.ticket();
+        let read = match remote.read(key, &ns.name).await {
+            Ok(read) => read,
+            Err(e) => {
+                self.backend_failed(ns, "lookup", &e);
+                return Lookup::Bypass;
+            }
+        };
+        ns.generation.learn(ns_ticket, read.gens.namespace);
+        inner.all_gen.learn(all_ticket, read.gens.all);
+        let Some(bytes) = read.bytes else {
+            return Lookup::Miss(read.gens);
+        };
+        match self.open::<T>(ctx, &bytes, read.gens) {
+            Ok(Some((value, meta))) => {
+                // Tiered: fill the L1 only if the bus was trusted throughout the read (a message
+                // missed meanwhile could concern this very value).
+                if let Some(local) = &inner.local
+                    && self.local_usable()
+                    && inner.bus.fence() == bus_fence
+                {
+                    self.fill_local(ctx, key, &value, read.gens, meta, key_ticket)
+                        .await;
+                    if inner.bus.fence() != bus_fence {
+                        local.remove(key).await;
+                    }
+                }
+                Lookup::Hit(value, meta)
+            }
+            Ok(None) => Lookup::Miss(read.gens),
+            Err(e) => {
+                Counters::bump(&ns.stats.decode_errors);
+                warn_limited!(key, error = %e, "undecodable cache entry; recomputing and overwriting it");
+                Lookup::Miss(read.gens)
+            }
+        }
+    }
+
+    /// Decodes stored bytes; `Ok(None)` when the entry is valid but outdated.
+    fn open<T: CacheValue>(
+        &self,
+        ctx: &Ctx<'_>,
+        bytes: &[u8],
+        gens: Gens,
+    ) -> Result<Option<(T, EntryMeta)>, Error> {
+        let env = envelope::open(bytes)?;
+        if env.codec != self.inner.config.codec.id() {
+            return Err(Error::BadEntry("entry written with another codec"));
+        }
+        if env.type_tag != ctx.type_tag {
+            return Err(Error::BadEntry("entry holds another type"));
+        }
+        if env.gens != gens {
+            return Ok(None);
+        }
+        let value = self.inner.config.codec.decode::<T>(env.payload)?;
+        let meta = EntryMeta {
+            created_ms: env.created_ms,
+            expires_ms: (env.expires_ms != 0).then_some(env.expires_ms),
+        };
+        Ok(Some((value, meta)))
+    }
+
+    pub(super) async fn fill_local<T: CacheValue>(
+        &self,
+        ctx: &Ctx<'_>,
+        key: &str,
+        value: &T,
+        gens: Gens,
+        meta: EntryMeta,
+        ticket: KeyTicket,
+    ) {
+        let Some(local) = &self.inner.local else {
+            return;
+        };
+        // An L1 entry never outlives its L2 entry.
+        let l1_ttl = self.inner.config.l1.map(|l1| l1.ttl);
+        let remaining = meta
+            .expires_ms
+            .map(|at| Duration::from_millis(at.saturating_sub(now_ms())));
+        let ttl = match (l1_ttl, remaining) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if ttl.is_some_and(|t| t.is_zero()) {
+            return;
+        }
+        let size = self.inner.config.codec.encoded_size(value).unwrap_or(0);
+        let entry = Entry {
+            value: Arc::new(value.clone()),
+            gens,
+            namespace: ctx.namespace.clone(),
+            ttl,
+            expires_at: crate::backend::memory::deadline(ttl),
+            weight: local.weight(key.len() + size),
+            created_ms: meta.created_ms,
+            expires_ms: meta.expires_ms.unwrap_or(0),
+        };
+        // Skip the fill if the key was invalidated since the value was read: it could
+        // resurrect what the invalidation removed.
+        if self.inner.key_epochs.is_current(ticket) {
+            local.insert(key.to_owned(), entry).await;
+            if !self.inner.key_epochs.is_current(ticket) {
+                local.remove(key).await;
+            }
+        }
+    }
+}

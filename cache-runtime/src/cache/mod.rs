@@ -1,0 +1,179 @@
+//! [`Cache`]: one cache instance (the global one set by [`crate::init`] is one of these).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::backend::memory::MemoryStore;
+use crate::backend::redis::RedisStore;
+use crate::config::Backend;
+use crate::epoch::KeyEpochs;
+use crate::flight::Flights;
+use crate::namespace::{Generation, Gens, Namespace, Registry};
+use crate::stats::Counters;
+use crate::tiered::Bus;
+use crate::{Config, Error};
+
+/// What a cached value must be: cloned out on a hit, serialized for Redis and for weighing.
+///
+/// Implemented for every type with these bounds.
+pub trait CacheValue: Clone + Serialize + DeserializeOwned + Send + Sync + 'static {}
+impl<T: Clone + Serialize + DeserializeOwned + Send + Sync + 'static> CacheValue for T {}
+
+/// A cache instance: the memory backend, Redis, Redis Cluster, or Redis with an L1.
+///
+/// Cheap to clone (an `Arc`). Most apps use the global instance through [`crate::init`] and
+/// `#[cached]`; tests and apps that need several caches build their own with [`Cache::new`].
+///
+/// ```
+/// use std::time::Duration;
+/// use cache_runtime::{Cache, Config};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), cache_runtime::Error> {
+/// let cache = Cache::new(Config::memory()).await?;
+/// cache.set("user", &42, &"Ada".to_string(), Some(Duration::from_secs(60))).await?;
+/// assert_eq!(cache.get::<String>("user", &42).await.as_deref(), Some("Ada"));
+/// cache.delete::<String>("user", &42).await?;
+/// assert_eq!(cache.get::<String>("user", &42).await, None);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Cache {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("backend", &self.inner.config.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) config: Config,
+    /// The memory backend, or the L1 of a tiered cache.
+    pub(crate) local: Option<MemoryStore>,
+    /// Redis, single node or Cluster.
+    pub(crate) remote: Option<RedisStore>,
+    pub(crate) flights: Flights,
+    pub(crate) namespaces: Registry,
+    pub(crate) all_gen: Generation,
+    pub(crate) counters: Counters,
+    /// The invalidation bus and pending invalidations (Redis backends).
+    pub(crate) bus: Bus,
+    /// Per-key invalidation epochs (see [`crate::epoch`]).
+    pub(crate) key_epochs: KeyEpochs,
+}
+
+/// Where an entry came from and how old it is, for HTTP `Age` and `max-age`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryMeta {
+    /// Unix ms when the value was computed.
+    pub created_ms: u64,
+    /// Unix ms when it expires; `None` when it has no TTL.
+    pub expires_ms: Option<u64>,
+}
+
+/// The outcome of a lookup.
+pub(crate) enum Lookup<T> {
+    Hit(T, EntryMeta),
+    /// Not found or not valid; store under these generations.
+    Miss(Gens),
+    /// The cache cannot be used for this key now (backend failing, invalidation pending).
+    Bypass,
+}
+
+/// What a cached call needs to know about its site.
+pub(crate) struct Ctx<'a> {
+    pub(crate) namespace: &'a Arc<Namespace>,
+    pub(crate) ttl: Option<Duration>,
+    pub(crate) type_tag: [u8; 4],
+}
+
+/// How a function's output maps to the cached value: see [`crate::__private`].
+#[diagnostic::on_unimplemented(
+    message = "`{O}` cannot be cached: a cached value must be `Clone + serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static`",
+    label = "the output of this #[cached] function",
+    note = "derive `Clone, serde::Serialize, serde::Deserialize` for the value type; for `Result<T, E>` and `Option<T>` only `T` needs them (write the output as `Result<..>` / `Option<..>`, not through a type alias)"
+)]
+pub trait Mode<O> {
+    /// The cached value type.
+    type Value: CacheValue;
+    /// The value to cache, if this output is cacheable.
+    fn cacheable(output: &O) -> Option<&Self::Value>;
+    /// The output rebuilt from a cached value.
+    fn from_value(value: Self::Value) -> O;
+}
+
+pub(crate) fn type_tag_bytes<T: ?Sized>() -> [u8; 4] {
+    let hash = blake3::hash(std::any::type_name::<T>().as_bytes());
+    let mut tag = [0u8; 4];
+    tag.copy_from_slice(&hash.as_bytes()[..4]);
+    tag
+}
+
+impl Cache {
+    /// Builds a cache. With Redis this validates the URL and returns at once: the connection
+    /// is made in the background, and until it is up the cache fails open.
+    pub async fn new(config: Config) -> Result<Cache, Error> {
+        config.validate()?;
+        let remote = match &config.backend {
+            Backend::Memory => None,
+            _ => Some(RedisStore::connect(&config)?),
+        };
+        let local = match (&config.backend, config.l1) {
+            (Backend::Memory, _) => Some(MemoryStore::new(config.max_entries, config.max_bytes)),
+            (_, Some(l1)) => Some(MemoryStore::new(l1.max_entries, config.max_bytes)),
+            (_, None) => None,
+        };
+        let memory_only = remote.is_none();
+        let cache = Cache {
+            inner: Arc::new(Inner {
+                all_gen: if memory_only {
+                    Generation::known(0)
+                } else {
+                    Generation::default()
+                },
+                bus: Bus::new(config.l1.is_some()),
+                config,
+                local,
+                remote,
+                flights: Flights::default(),
+                namespaces: Registry::default(),
+                counters: Counters::default(),
+                key_epochs: KeyEpochs::default(),
+            }),
+        };
+        if let Some(remote) = &cache.inner.remote {
+            remote.warm_up();
+        }
+        crate::tiered::start(&cache);
+        Ok(cache)
+    }
+
+    /// The configuration this cache was built with.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    pub(crate) fn namespace(&self, name: &str) -> Arc<Namespace> {
+        self.inner.namespaces.get(name, self.inner.remote.is_none())
+    }
+
+    /// Whether lookups may be answered from the in-process store.
+    fn local_usable(&self) -> bool {
+        self.inner.remote.is_none() || self.inner.bus.healthy()
+    }
+}
+
+mod call;
+mod invalidate;
+mod lookup;
+mod manual;
+mod stats;
+mod store;

@@ -1,0 +1,29 @@
+//! Statistics and sizes of a cache instance.
+
+use super::*;
+use crate::stats::Stats;
+
+impl Cache {
+    /// Hits, misses, inserts, evictions and errors, in total and per namespace.
+    pub async fn stats(&self) -> Stats {
+        if let Some(local) = &self.inner.local {
+            local.sync().await;
+        }
+        let namespaces = self.inner.namespaces.all();
+        Stats::collect(
+            &self.inner.counters,
+            namespaces.iter().map(|ns| (&*ns.name, &ns.stats)),
+        )
+    }
+
+    /// Entries held in process memory (the memory backend or the L1).
+    pub async fn local_entry_count(&self) -> u64 {
+        match &self.inner.local {
+            Some(local) => {
+                local.sync().await;
+                local.entry_count()
+            }
+            None => 0,
+        }
+    }
+}

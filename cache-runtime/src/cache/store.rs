@@ -1,0 +1,131 @@
+//! Stores: writing a computed value to Redis (in its envelope) and/or the in-process store.
+
+use std::sync::Arc;
+
+use super::*;
+use crate::Error;
+use crate::backend::memory::Entry;
+use crate::envelope;
+use crate::flight::Shared;
+use crate::namespace::{Gens, Namespace};
+use crate::stats::Counters;
+use crate::tiered::Pending;
+use crate::warn::{now_ms, warn_limited};
+
+impl Cache {
+    pub(crate) async fn store<T: CacheValue>(
+        &self,
+        ctx: &Ctx<'_>,
+        key: &str,
+        value: &T,
+        shared: Option<Shared>,
+        gens: Gens,
+    ) -> Result<EntryMeta, Error> {
+        let inner = &*self.inner;
+        let ns = ctx.namespace;
+        let created_ms = now_ms();
+        let meta = EntryMeta {
+            created_ms,
+            expires_ms: ctx
+                .ttl
+                .map(|t| created_ms.saturating_add(t.as_millis().min(u64::MAX.into()) as u64)),
+        };
+        if inner.bus.has_pending() && inner.bus.pending_covers(&ns.name, key) {
+            return Err(Error::InvalidationPending);
+        }
+        if let Some(remote) = &inner.remote {
+            let gens = if gens.namespace == 0 || gens.all == 0 {
+                let created = remote.create_generations(&ns.name, gens).await;
+                // Whatever happened, generations remembered as 0 are outdated now.
+                ns.generation.forget();
+                inner.all_gen.forget();
+                match created {
+                    Ok(Some(created)) => created,
+                    Ok(None) => return Err(Error::Superseded),
+                    Err(e) => {
+                        self.backend_failed(ns, "store", &e);
+                        return Err(e);
+                    }
+                }
+            } else {
+                gens
+            };
+            let mut bytes = envelope::start(
+                inner.config.codec.id(),
+                ctx.type_tag,
+                gens,
+                created_ms,
+                meta.expires_ms.unwrap_or(0),
+                64,
+            );
+            if let Err(e) = inner.config.codec.encode_into(value, &mut bytes) {
+                Counters::bump(&ns.stats.errors);
+                warn_limited!(key, error = %e, "value cannot be encoded; not cached");
+                return Err(e);
+            }
+            if bytes.len() > inner.config.max_value_bytes {
+                return Err(self.oversized(ns, key, bytes.len()));
+            }
+            if let Err(e) = remote.write(key, &bytes, ctx.ttl).await {
+                self.backend_failed(ns, "store", &e);
+                return Err(e);
+            }
+            Counters::bump(&ns.stats.inserts);
+            if inner.local.is_some() {
+                if shared.is_none() {
+                    // A manual write replaces what concurrent lookups of this process may have
+                    // read from Redis just before: their L1 fills must not land after ours.
+                    inner.key_epochs.bump(key);
+                }
+                crate::tiered::announce(self, Pending::Key(key.to_owned())).await;
+                if self.local_usable() {
+                    let ticket = inner.key_epochs.ticket(key);
+                    self.fill_local(ctx, key, value, gens, meta, ticket).await;
+                }
+            }
+            return Ok(meta);
+        }
+        if let Some(local) = &inner.local {
+            let size = match inner.config.codec.encoded_size(value) {
+                Ok(size) => size,
+                Err(e) => {
+                    Counters::bump(&ns.stats.errors);
+                    warn_limited!(key, error = %e, "value cannot be encoded; not cached");
+                    return Err(e);
+                }
+            };
+            if size > inner.config.max_value_bytes {
+                return Err(self.oversized(ns, key, size));
+            }
+            let entry = Entry {
+                value: shared.unwrap_or_else(|| Arc::new(value.clone())),
+                gens,
+                namespace: ns.clone(),
+                ttl: ctx.ttl,
+                expires_at: crate::backend::memory::deadline(ctx.ttl),
+                weight: local.weight(key.len() + size),
+                created_ms,
+                expires_ms: meta.expires_ms.unwrap_or(0),
+            };
+            local.insert(key.to_owned(), entry).await;
+            Counters::bump(&ns.stats.inserts);
+        }
+        Ok(meta)
+    }
+
+    fn oversized(&self, ns: &Namespace, key: &str, size: usize) -> Error {
+        let limit = self.inner.config.max_value_bytes;
+        Counters::bump(&ns.stats.oversized);
+        warn_limited!(key, size, limit, "value over max_value_bytes; not cached");
+        Error::TooLarge {
+            what: "value",
+            size,
+            limit,
+        }
+    }
+
+    pub(crate) fn backend_failed(&self, ns: &Namespace, op: &'static str, e: &Error) {
+        Counters::bump(&ns.stats.errors);
+        warn_limited!(op, namespace = %ns.name, error = %e, "cache backend failed; serving without the cache");
+    }
+}
