@@ -65,24 +65,6 @@ async fn call_until(cache: &Cache, secs: u64, what: &str, mut cond: impl AsyncFn
     }
 }
 
-async fn command_count(server: &RedisServer, command: &str) -> u64 {
-    let mut conn = server
-        .client()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let prefix = format!("cmdstat_{command}:calls=");
-    info.lines()
-        .find_map(|line| line.strip_prefix(&prefix))
-        .and_then(|rest| rest.split(',').next())
-        .map_or(0, |n| n.parse().unwrap())
-}
-
 #[tokio::test]
 async fn killed_mid_run_serves_every_call_and_recovers_after_restart() {
     let mut server = RedisServer::start();
@@ -161,8 +143,8 @@ async fn circuit_breaker_stops_calling_redis_then_recovers() {
     );
     assert_eq!(
         (
-            command_count(&server, "mget").await,
-            command_count(&server, "set").await
+            server.command_calls("mget").await,
+            server.command_calls("set").await
         ),
         (0, 0),
         "no lookup or store reached Redis while the breaker was open"
@@ -178,7 +160,7 @@ async fn circuit_breaker_stops_calling_redis_then_recovers() {
         async || !cache.circuit_open() && hits(&cache).await > before + 5,
     )
     .await;
-    assert!(command_count(&server, "mget").await > 0);
+    assert!(server.command_calls("mget").await > 0);
 }
 
 #[tokio::test]

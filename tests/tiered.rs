@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cache_runtime::{Cache, Config, L1};
-use cache_tests::RedisServer;
+use cache_tests::{RedisServer, wait_until};
 use tokio::time::Instant;
 
 /// Scheduling allowance on top of documented bounds: the test machine has 2 shared cores.
@@ -19,14 +19,6 @@ fn tiered(server: &RedisServer) -> Config {
         .prefix("t")
         .with_l1(L1::new(1_000, Duration::from_secs(30)))
         .bus_heartbeat(Duration::from_millis(100))
-}
-
-async fn wait_until(what: &str, within: Duration, mut cond: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !cond().await {
-        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
 }
 
 /// Two tiered instances on one Redis, both with the bus up.
@@ -87,23 +79,6 @@ async fn converges(
         assert_eq!(read().await, new, "{what}: the old value came back");
     }
     delay
-}
-
-async fn mget_calls(server: &RedisServer) -> u64 {
-    let mut conn = server
-        .client()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix("cmdstat_mget:calls="))
-        .map(|rest| rest.split(',').next().unwrap().parse().unwrap())
-        .unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -218,20 +193,20 @@ async fn l1_hits_make_no_redis_round_trip() {
     let (a, b) = pair(&server).await;
     a.set("item", &1, &"v".to_string(), None).await.unwrap();
     assert_eq!(b.get::<String>("item", &1).await.as_deref(), Some("v")); // fills b's L1
-    let before = mget_calls(&server).await;
+    let before = server.command_calls("mget").await;
     for _ in 0..1_000 {
         assert_eq!(b.get::<String>("item", &1).await.as_deref(), Some("v"));
     }
-    let l1_reads = mget_calls(&server).await - before;
+    let l1_reads = server.command_calls("mget").await - before;
     // The same with a plain Redis cache: every read is a round trip. (Shows the count works.)
     let plain = Cache::new(Config::redis(server.url()).prefix("t"))
         .await
         .unwrap();
-    let before = mget_calls(&server).await;
+    let before = server.command_calls("mget").await;
     for _ in 0..100 {
         assert_eq!(plain.get::<String>("item", &1).await.as_deref(), Some("v"));
     }
-    let plain_reads = mget_calls(&server).await - before;
+    let plain_reads = server.command_calls("mget").await - before;
     assert_eq!(plain_reads, 100);
     // The bus may have gone unhealthy for a moment on a loaded machine (then reads go to
     // Redis); nearly all must have been L1 hits.

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cache_runtime::{Cache, Config, L1};
-use cache_tests::RedisServer;
+use cache_tests::{RedisServer, wait_until};
 use tokio::time::Instant;
 
 /// Scheduling allowance on top of documented bounds: the test machine has 2 shared cores.
@@ -22,14 +22,6 @@ fn tiered(server: &RedisServer) -> Config {
         .bus_heartbeat(Duration::from_millis(100))
         .connect_timeout(Duration::from_millis(200))
         .circuit_breaker(3, BREAKER_COOLDOWN)
-}
-
-async fn wait_until(what: &str, within: Duration, mut cond: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !cond().await {
-        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
 }
 
 async fn pair(server: &RedisServer) -> (Cache, Cache) {

@@ -112,24 +112,6 @@ impl Fleet {
         assert!(resp.status().is_success(), "PUT {url}: {}", resp.status());
     }
 
-    async fn mget_calls(&self) -> u64 {
-        let mut conn = self
-            .redis
-            .client()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap();
-        let info: String = redis::cmd("INFO")
-            .arg("commandstats")
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        info.lines()
-            .find_map(|l| l.strip_prefix("cmdstat_mget:calls="))
-            .map(|rest| rest.split(',').next().unwrap().parse().unwrap())
-            .unwrap_or(0)
-    }
-
     /// GETs `id` through every server until all answer from their L1: a whole round of GETs
     /// makes no Redis read.
     async fn fill_every_l1(&self, id: u64, expected: &str) {
@@ -138,11 +120,11 @@ impl Fleet {
             for s in 0..3 {
                 assert_eq!(self.name(s, id).await, expected);
             }
-            let before = self.mget_calls().await;
+            let before = self.redis.command_calls("mget").await;
             for s in 0..3 {
                 assert_eq!(self.name(s, id).await, expected);
             }
-            if self.mget_calls().await == before {
+            if self.redis.command_calls("mget").await == before {
                 return;
             }
             assert!(Instant::now() < deadline, "the L1s were never all in use");

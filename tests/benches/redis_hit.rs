@@ -14,30 +14,8 @@ use cache_runtime::{Config, cached};
 use cache_tests::RedisServer;
 use criterion::{Criterion, Throughput};
 use redis::aio::ConnectionManager;
-use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Item {
-    id: u64,
-    name: String,
-    description: String,
-    tags: Vec<String>,
-    price_cents: u64,
-    stock: u32,
-}
-
-fn make_item(id: u64) -> Item {
-    Item {
-        id,
-        name: format!("item number {id}"),
-        description: "a fairly ordinary item, described at some length so that the encoded \
-                      value is about two hundred bytes long, like a small API record"
-            .to_owned(),
-        tags: vec!["red".into(), "large".into(), "sale".into(), "new".into()],
-        price_cents: 12_999,
-        stock: 42,
-    }
-}
+use cache_tests::fixtures::{Item, make_item};
 
 #[cached(namespace = "bench")]
 async fn cached_item(id: u64) -> Item {

@@ -12,6 +12,20 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod fixtures;
+
+/// Polls `cond` every 2 ms until it holds; panics with `what` if it does not within `within`.
+pub async fn wait_until(what: &str, within: Duration, mut cond: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + within;
+    while !cond().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
 /// A port that was free a moment ago, whose `port + 10000` (the cluster bus) is free too.
 pub fn free_port() -> u16 {
     loop {
@@ -156,7 +170,27 @@ impl RedisServer {
         }
     }
 
-    /// A blocking redis-rs connection for inspecting or planting data.
+    /// How many times `command` (lower case, e.g. `"mget"`) ran on this server, from
+    /// `INFO commandstats`: proves whether a path made a round trip.
+    pub async fn command_calls(&self, command: &str) -> u64 {
+        let mut conn = self
+            .client()
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect to the test server");
+        let info: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query_async(&mut conn)
+            .await
+            .expect("INFO commandstats");
+        let prefix = format!("cmdstat_{command}:calls=");
+        info.lines()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .and_then(|rest| rest.split(',').next())
+            .map_or(0, |n| n.parse().expect("a call count"))
+    }
+
+    /// A redis-rs client for inspecting or planting data.
     pub fn client(&self) -> redis::Client {
         redis::Client::open(self.url()).expect("valid url")
     }
