@@ -22,6 +22,10 @@ use crate::Error;
 pub const DEFAULT_MAX_KEY_LEN: usize = 250;
 
 /// A short, stable hash of `T`'s type name (8 hex digits).
+///
+/// The name comes from [`std::any::type_name`], which the compiler does not promise to keep
+/// identical across Rust releases: after a toolchain upgrade a type's tag may change, which
+/// costs one round of misses, never a misread entry.
 pub fn type_tag<T: ?Sized>() -> String {
     let hash = blake3::hash(std::any::type_name::<T>().as_bytes());
     hex(&hash.as_bytes()[..4])

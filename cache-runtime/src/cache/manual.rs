@@ -11,13 +11,15 @@ use crate::namespace::{Gens, Namespace};
 use crate::stats::Counters;
 
 impl Cache {
+    /// The full key of a manual entry and its type tag (hashed once per call).
     fn manual_key<T>(
         &self,
         namespace: &str,
         key: &(impl Serialize + ?Sized),
-    ) -> Result<String, Error> {
-        let head = key::manual_head(&self.inner.config.prefix, namespace, &key::type_tag::<T>());
-        key::build(&head, key, self.inner.config.max_key_len)
+    ) -> Result<(String, [u8; 4]), Error> {
+        let tag = type_tag_bytes::<T>();
+        let head = key::manual_head(&self.inner.config.prefix, namespace, &key::hex(&tag));
+        Ok((key::build(&head, key, self.inner.config.max_key_len)?, tag))
     }
 
     /// The full backend key of the manual-API entry of type `T` under `(namespace, key)`, as
@@ -38,6 +40,7 @@ impl Cache {
         key: &(impl Serialize + ?Sized),
     ) -> Result<String, Error> {
         self.manual_key::<T>(namespace, key)
+            .map(|(full_key, _)| full_key)
     }
 
     /// Whether Redis is being skipped after repeated failures (its circuit breaker is open),
@@ -57,15 +60,18 @@ impl Cache {
         key: &(impl Serialize + ?Sized),
     ) -> Option<T> {
         let ns = self.namespace(namespace);
-        let Ok(full_key) = self.manual_key::<T>(namespace, key) else {
+        let Ok((full_key, type_tag)) = self.manual_key::<T>(namespace, key) else {
             Counters::bump(&ns.stats.misses);
             return None;
         };
         let ctx = Ctx {
             namespace: &ns,
             ttl: None,
-            type_tag: type_tag_bytes::<T>(),
+            type_tag,
         };
+        if let Some(value) = self.local_hit::<T>(&ctx, &full_key).await {
+            return Some(value);
+        }
         match self.lookup::<T>(&ctx, &full_key).await {
             Lookup::Hit(value, _) => {
                 Counters::bump(&ns.stats.hits);
@@ -90,11 +96,11 @@ impl Cache {
         ttl: Option<Duration>,
     ) -> Result<(), Error> {
         let ns = self.namespace(namespace);
-        let full_key = self.manual_key::<T>(namespace, key)?;
+        let (full_key, type_tag) = self.manual_key::<T>(namespace, key)?;
         let ctx = Ctx {
             namespace: &ns,
             ttl,
-            type_tag: type_tag_bytes::<T>(),
+            type_tag,
         };
         let mut stored = Err(Error::Superseded);
         // An explicit value does not depend on what was read before, so a store superseded by
@@ -126,7 +132,7 @@ impl Cache {
         key: &(impl Serialize + ?Sized),
     ) -> Result<(), Error> {
         let ns = self.namespace(namespace);
-        let full_key = self.manual_key::<T>(namespace, key)?;
+        let (full_key, _) = self.manual_key::<T>(namespace, key)?;
         self.invalidate_key_in(&ns, &full_key).await
     }
 
@@ -144,14 +150,14 @@ impl Cache {
         Fut: Future<Output = T>,
     {
         let ns = self.namespace(namespace);
-        let Ok(full_key) = self.manual_key::<T>(namespace, key) else {
+        let Ok((full_key, type_tag)) = self.manual_key::<T>(namespace, key) else {
             Counters::bump(&ns.stats.misses);
             return compute.await;
         };
         let ctx = Ctx {
             namespace: &ns,
             ttl,
-            type_tag: type_tag_bytes::<T>(),
+            type_tag,
         };
         self.run::<crate::__private::ValueMode, T, Fut>(&ctx, &full_key, compute)
             .await
@@ -171,14 +177,14 @@ impl Cache {
         Fut: Future<Output = Result<T, E>>,
     {
         let ns = self.namespace(namespace);
-        let Ok(full_key) = self.manual_key::<T>(namespace, key) else {
+        let Ok((full_key, type_tag)) = self.manual_key::<T>(namespace, key) else {
             Counters::bump(&ns.stats.misses);
             return compute.await;
         };
         let ctx = Ctx {
             namespace: &ns,
             ttl,
-            type_tag: type_tag_bytes::<T>(),
+            type_tag,
         };
         self.run::<crate::__private::ResultMode, Result<T, E>, Fut>(&ctx, &full_key, compute)
             .await
