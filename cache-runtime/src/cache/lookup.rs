@@ -17,6 +17,17 @@ impl Cache {
     /// invalidation pending), kept small so a hit does not pay for the miss path's state.
     /// Counts the hit; `None` means "go through [`Cache::run`]".
     pub(crate) async fn local_hit<T: CacheValue>(&self, ctx: &Ctx<'_>, key: &str) -> Option<T> {
+        self.local_hit_with_meta(ctx, key)
+            .await
+            .map(|(value, _)| value)
+    }
+
+    /// [`Cache::local_hit`] with the entry's age and expiry (for HTTP `Age` and `max-age`).
+    pub(crate) async fn local_hit_with_meta<T: CacheValue>(
+        &self,
+        ctx: &Ctx<'_>,
+        key: &str,
+    ) -> Option<(T, EntryMeta)> {
         let inner = &*self.inner;
         let local = inner.local.as_ref()?;
         if inner.bus.has_pending() || !self.local_usable() {
@@ -33,7 +44,11 @@ impl Cache {
         }
         let value = entry.value.downcast_ref::<T>()?.clone();
         Counters::bump(&ns.stats.hits);
-        Some(value)
+        let meta = EntryMeta {
+            created_ms: entry.created_ms,
+            expires_ms: (entry.expires_ms != 0).then_some(entry.expires_ms),
+        };
+        Some((value, meta))
     }
 
     pub(crate) async fn lookup<T: CacheValue>(&self, ctx: &Ctx<'_>, key: &str) -> Lookup<T> {

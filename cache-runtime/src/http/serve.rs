@@ -136,10 +136,21 @@ where
             .await;
         return reply.send(captured, Status::Miss, meta, r.visibility);
     }
-    let (captured, meta, hit) = state
+    // The in-process hit path first: it does not pay for the miss path's (boxed) state.
+    if let Some((stored, meta)) = state
         .cache
-        .run::<HttpMode, Captured, _>(&ctx, &key, body)
-        .await;
+        .local_hit_with_meta::<StoredResponse>(&ctx, &key)
+        .await
+    {
+        return reply.send(
+            Captured::Stored(stored),
+            Status::Hit,
+            Some(meta),
+            r.visibility,
+        );
+    }
+    let (captured, meta, hit) =
+        Box::pin(state.cache.run::<HttpMode, Captured, _>(&ctx, &key, body)).await;
     let status = if hit { Status::Hit } else { Status::Miss };
     reply.send(captured, status, meta, r.visibility)
 }
@@ -196,10 +207,9 @@ impl Reply<'_> {
                 Response::new(Body::from(stored.body().clone()))
             };
             *response.status_mut() = stored.status();
-            let headers = response.headers_mut();
-            headers.extend(stored.headers().clone());
+            *response.headers_mut() = stored.headers().clone();
             if self.is_head {
-                headers.insert(
+                response.headers_mut().insert(
                     header::CONTENT_LENGTH,
                     HeaderValue::from(stored.body().len()),
                 );
