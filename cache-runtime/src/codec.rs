@@ -1,6 +1,6 @@
 //! Codecs turn values into the bytes stored in Redis and back.
 //!
-//! [`Bincode`] (bincode 2 over serde) is the default: compact and fast. [`Json`] (feature
+//! [`Bincode`] (bincode 2 over serde) is the default: compact and fast. `Json` (feature
 //! `json`) is readable in `redis-cli` and tolerant of added fields. The in-memory backend stores
 //! typed values and never runs a codec on a hit.
 

@@ -114,7 +114,7 @@
 //!
 //! # Features
 //! - `axum`: HTTP caching of axum 0.8 handlers (ETag, 304, `Cache-Control`, `Age`, `X-Cache`).
-//! - `json`: the [`codec::Json`] codec.
+//! - `json`: the `codec::Json` codec.
 //! - `tls`: `rediss://` URLs.
 
 #![warn(missing_docs)]

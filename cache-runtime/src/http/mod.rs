@@ -103,7 +103,7 @@
 //!   response (`MISS`), logged and counted.
 //!
 //! # Invalidation
-//! See [`invalidate`]: [`invalidate_path`] for one URL, [`crate::invalidate_namespace`] for
+//! See [`invalidate_path`] for one URL, [`crate::invalidate_namespace`] for
 //! all responses of a namespace. Both work on every backend, across processes.
 
 pub mod cache_control;
