@@ -3,12 +3,10 @@
 //! value by the other after the call returned, except within the bus delay, which is bounded
 //! by `Cache::staleness_bound()` (the silence bound documented in `cache_runtime::tiered`).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cache_runtime::{Cache, Config, L1};
-use cache_tests::{RedisServer, wait_until};
+use cache_tests::{Db, RedisServer, bus_up_pair, wait_until};
 use tokio::time::Instant;
 
 /// Scheduling allowance on top of documented bounds: the test machine has 2 shared cores.
@@ -21,28 +19,8 @@ fn tiered(server: &RedisServer) -> Config {
         .bus_heartbeat(Duration::from_millis(100))
 }
 
-/// Two tiered instances on one Redis, both with the bus up.
 async fn pair(server: &RedisServer) -> (Cache, Cache) {
-    let a = Cache::new(tiered(server)).await.unwrap();
-    let b = Cache::new(tiered(server)).await.unwrap();
-    wait_until("bus up", Duration::from_secs(5), async || {
-        a.bus_healthy() && b.bus_healthy()
-    })
-    .await;
-    (a, b)
-}
-
-/// The system of record the cached loaders read: id -> value.
-#[derive(Clone, Default)]
-struct Db(Arc<Mutex<HashMap<u64, String>>>);
-
-impl Db {
-    fn put(&self, id: u64, value: &str) {
-        self.0.lock().unwrap().insert(id, value.to_owned());
-    }
-    fn get(&self, id: u64) -> String {
-        self.0.lock().unwrap().get(&id).cloned().unwrap_or_default()
-    }
+    bus_up_pair(|| tiered(server)).await
 }
 
 async fn load(cache: &Cache, db: &Db, ns: &str, id: u64) -> String {

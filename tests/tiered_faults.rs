@@ -3,12 +3,10 @@
 //! Writes made while Redis is unreachable fail open and are kept pending; once Redis is back
 //! they are re-applied and published, and no instance serves the old value afterwards.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cache_runtime::{Cache, Config, L1};
-use cache_tests::{RedisServer, wait_until};
+use cache_tests::{Db, RedisServer, bus_up_pair, wait_until};
 use tokio::time::Instant;
 
 /// Scheduling allowance on top of documented bounds: the test machine has 2 shared cores.
@@ -25,25 +23,7 @@ fn tiered(server: &RedisServer) -> Config {
 }
 
 async fn pair(server: &RedisServer) -> (Cache, Cache) {
-    let a = Cache::new(tiered(server)).await.unwrap();
-    let b = Cache::new(tiered(server)).await.unwrap();
-    wait_until("bus up", Duration::from_secs(5), async || {
-        a.bus_healthy() && b.bus_healthy()
-    })
-    .await;
-    (a, b)
-}
-
-#[derive(Clone, Default)]
-struct Db(Arc<Mutex<HashMap<u64, String>>>);
-
-impl Db {
-    fn put(&self, id: u64, value: &str) {
-        self.0.lock().unwrap().insert(id, value.to_owned());
-    }
-    fn get(&self, id: u64) -> String {
-        self.0.lock().unwrap().get(&id).cloned().unwrap_or_default()
-    }
+    bus_up_pair(|| tiered(server)).await
 }
 
 async fn load(cache: &Cache, db: &Db, id: u64) -> String {

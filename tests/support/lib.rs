@@ -14,6 +14,35 @@ use std::time::{Duration, Instant};
 
 pub mod fixtures;
 
+/// Two caches built from `config` (tiered: each with its own L1) once both buses are up.
+pub async fn bus_up_pair(
+    config: impl Fn() -> cache_runtime::Config,
+) -> (cache_runtime::Cache, cache_runtime::Cache) {
+    let a = cache_runtime::Cache::new(config()).await.expect("cache a");
+    let b = cache_runtime::Cache::new(config()).await.expect("cache b");
+    wait_until("bus up", Duration::from_secs(5), async || {
+        a.bus_healthy() && b.bus_healthy()
+    })
+    .await;
+    (a, b)
+}
+
+/// The system of record cached loaders read in tests: id -> value, shared by clones.
+#[derive(Clone, Default)]
+pub struct Db(std::sync::Arc<std::sync::Mutex<std::collections::HashMap<u64, String>>>);
+
+impl Db {
+    /// Writes `value` under `id`.
+    pub fn put(&self, id: u64, value: &str) {
+        self.0.lock().unwrap().insert(id, value.to_owned());
+    }
+
+    /// The value under `id` ("" if none).
+    pub fn get(&self, id: u64) -> String {
+        self.0.lock().unwrap().get(&id).cloned().unwrap_or_default()
+    }
+}
+
 /// Polls `cond` every 2 ms until it holds; panics with `what` if it does not within `within`.
 pub async fn wait_until(what: &str, within: Duration, mut cond: impl AsyncFnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + within;
