@@ -149,19 +149,8 @@ impl Cache {
         T: CacheValue,
         Fut: Future<Output = T>,
     {
-        let ns = self.namespace(namespace);
-        let Ok((full_key, type_tag)) = self.manual_key::<T>(namespace, key) else {
-            Counters::bump(&ns.stats.misses);
-            return compute.await;
-        };
-        let ctx = Ctx {
-            namespace: &ns,
-            ttl,
-            type_tag,
-        };
-        self.run::<crate::__private::ValueMode, T, Fut>(&ctx, &full_key, compute)
+        self.get_or_run::<crate::__private::ValueMode, T, Fut>(namespace, key, ttl, compute)
             .await
-            .0
     }
 
     /// Like [`Cache::get_or_insert_with`] for fallible computations: only `Ok` is stored.
@@ -176,8 +165,27 @@ impl Cache {
         T: CacheValue,
         Fut: Future<Output = Result<T, E>>,
     {
+        self.get_or_run::<crate::__private::ResultMode, Result<T, E>, Fut>(
+            namespace, key, ttl, compute,
+        )
+        .await
+    }
+
+    /// The cached value under `(namespace, key)`, or the output of `compute` run once
+    /// (single-flight) and stored when `M` says it is cacheable.
+    async fn get_or_run<M, O, Fut>(
+        &self,
+        namespace: &str,
+        key: &(impl Serialize + ?Sized),
+        ttl: Option<Duration>,
+        compute: Fut,
+    ) -> O
+    where
+        M: Mode<O>,
+        Fut: Future<Output = O>,
+    {
         let ns = self.namespace(namespace);
-        let Ok((full_key, type_tag)) = self.manual_key::<T>(namespace, key) else {
+        let Ok((full_key, type_tag)) = self.manual_key::<M::Value>(namespace, key) else {
             Counters::bump(&ns.stats.misses);
             return compute.await;
         };
@@ -186,9 +194,7 @@ impl Cache {
             ttl,
             type_tag,
         };
-        self.run::<crate::__private::ResultMode, Result<T, E>, Fut>(&ctx, &full_key, compute)
-            .await
-            .0
+        self.run::<M, O, Fut>(&ctx, &full_key, compute).await.0
     }
 
     /// The generations a value stored now must carry.
