@@ -156,7 +156,11 @@ pub fn key<M: Mode<O>, O>(site: &'static Site, args: &(impl Serialize + ?Sized))
 }
 
 fn key_failed(state: &SiteState, e: crate::Error) -> CallKey {
-    Counters::bump(&state.namespace.stats.errors);
+    let counter = match e {
+        crate::Error::TooLarge { .. } => &state.namespace.stats.oversized,
+        _ => &state.namespace.stats.errors,
+    };
+    Counters::bump(counter);
     crate::warn::warn_limited!(namespace = %state.namespace.name, error = %e, "cannot build a cache key; running uncached");
     CallKey(None)
 }
