@@ -53,6 +53,10 @@ impl Generation {
 
     /// Records a value fetched with `ticket`, unless it was forgotten meanwhile.
     pub(crate) fn learn(&self, ticket: u64, value: u64) {
+        // The common case, already known as this value: nothing to change, no lock to take.
+        if self.epoch.load(SeqCst) == ticket && self.get() == Some(value) {
+            return;
+        }
         // Two learners must not interleave: a stale one's value could otherwise end up marked
         // known by a fresh one's check. `forget` needs no lock (it only ever clears `known`).
         let _one_at_a_time = self.learning.lock().unwrap_or_else(|e| e.into_inner());

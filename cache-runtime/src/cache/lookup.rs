@@ -92,8 +92,11 @@ impl Cache {
                 return Lookup::Bypass;
             }
         };
-        ns.generation.learn(ns_ticket, read.gens.namespace);
-        inner.all_gen.learn(all_ticket, read.gens.all);
+        // Only an L1 trusts remembered generations; plain Redis reads them with every entry.
+        if inner.local.is_some() {
+            ns.generation.learn(ns_ticket, read.gens.namespace);
+            inner.all_gen.learn(all_ticket, read.gens.all);
+        }
         let Some(bytes) = read.bytes else {
             return Lookup::Miss(read.gens);
         };
