@@ -100,6 +100,21 @@ impl Fleet {
         item["name"].as_str().unwrap().to_owned()
     }
 
+    /// The cache errors (failed-open calls) a server has counted, from its `/stats`.
+    async fn errors(&self, server: usize) -> u64 {
+        let url = format!("{}/stats", self.servers[server].base);
+        let stats: Value = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        stats["total"]["errors"].as_u64().unwrap()
+    }
+
     async fn put(&self, server: usize, id: u64, name: &str) {
         let url = format!("{}/items/{id}", self.servers[server].base);
         let resp = self
@@ -240,7 +255,25 @@ async fn redis_paused_during_a_put_the_old_value_does_not_come_back_on_resume() 
     );
     let took = fleet.converge(1..3, 3, ("old", "new"), paused, S).await;
     println!("paused: new value served after {took:?}");
-    tokio::time::sleep(Duration::from_millis(500)).await; // let the breakers open
+    // Keep the fleet busy until the readers have failed open often enough to open their
+    // breakers (5 failures by default), checking that none serves the old value meanwhile.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut errors = Vec::new();
+        for server in 0..3 {
+            assert_eq!(fleet.name(server, 3).await, "new");
+            errors.push(fleet.errors(server).await);
+        }
+        // Servers 1 and 2 read through Redis and fail open; server 0 bypasses the cache for
+        // the key its pending invalidation covers (and retries that through the breaker).
+        if errors[1..].iter().all(|&e| e >= 5) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the readers did not fail open 5 times: {errors:?}"
+        );
+    }
 
     fleet.redis.resume();
     let resumed = Instant::now();
