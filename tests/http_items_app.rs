@@ -13,6 +13,11 @@ pub async fn serve(db: cache_examples::items::Db) -> String {
     format!("http://{addr}")
 }
 
+/// GETs `url` and parses its JSON body.
+async fn get_json<T: serde::de::DeserializeOwned>(c: &Client, url: String) -> T {
+    c.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 fn x_cache(r: &reqwest::Response) -> String {
     r.headers()
         .get("x-cache")
@@ -40,14 +45,7 @@ pub async fn items_api(base: &str) {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
-    let list: Vec<Value> = c
-        .get(url("/items"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Vec<Value> = get_json(&c, url("/items")).await;
     assert_eq!(list.len(), 3);
     assert_eq!(x_cache(&c.get(url("/items")).send().await.unwrap()), "HIT");
 
@@ -86,14 +84,7 @@ pub async fn items_api(base: &str) {
     assert_eq!(r.status(), StatusCode::CREATED);
     let created: Value = r.json().await.unwrap();
     let id = created["id"].as_u64().unwrap();
-    let list: Vec<Value> = c
-        .get(url("/items"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Vec<Value> = get_json(&c, url("/items")).await;
     assert!(list.iter().any(|i| i["id"] == id), "{list:?}");
 
     // DELETE, then 404 (with a JSON error), and the list drops it.
@@ -107,14 +98,7 @@ pub async fn items_api(base: &str) {
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     let err: Value = r.json().await.unwrap();
     assert!(err["error"].as_str().unwrap().contains("no item"));
-    let list: Vec<Value> = c
-        .get(url("/items"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Vec<Value> = get_json(&c, url("/items")).await;
     assert!(!list.iter().any(|i| i["id"] == id));
     assert_eq!(
         c.put(url("/items/999"))
@@ -163,35 +147,14 @@ pub async fn items_api(base: &str) {
     }
 
     // cached-time: the second answer comes from the cache, with the same time.
-    let a: Value = c
-        .get(url("/cached-time"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let b: Value = c
-        .get(url("/cached-time"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let a: Value = get_json(&c, url("/cached-time")).await;
+    let b: Value = get_json(&c, url("/cached-time")).await;
     assert_eq!(a["cached"], false);
     assert_eq!(b["cached"], true);
     assert_eq!(a["time"], b["time"]);
 
     // stats.
-    let stats: Value = c
-        .get(url("/stats"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats: Value = get_json(&c, url("/stats")).await;
     assert!(
         stats["namespaces"]["items"]["hits"].as_u64().unwrap() >= 3,
         "{stats}"
