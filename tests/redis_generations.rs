@@ -26,8 +26,10 @@ async fn a_lost_generation_key_never_revives_invalidated_entries() {
         .set("user", &1, &"before".to_string(), None)
         .await
         .unwrap();
-    cache.invalidate_namespace("user").await.unwrap();
-    assert_eq!(cache.get::<String>("user", &1).await, None);
+    assert_eq!(
+        cache.get::<String>("user", &1).await.as_deref(),
+        Some("before")
+    );
 
     // The generation key disappears (evicted under maxmemory, or deleted by hand): the entry
     // written before the invalidation must stay dead.
@@ -52,6 +54,12 @@ async fn a_lost_generation_key_never_revives_invalidated_entries() {
         other.get::<String>("user", &1).await.as_deref(),
         Some("after")
     );
+    // Invalidating a namespace deletes its generation the same way (a write Redis accepts
+    // even when out of memory).
+    cache.invalidate_namespace("user").await.unwrap();
+    assert_eq!(other.get::<String>("user", &1).await, None);
+    let exists: u32 = conn.exists("gens:__gen:user").await.unwrap();
+    assert_eq!(exists, 0);
 }
 
 #[tokio::test]

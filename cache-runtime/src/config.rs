@@ -67,6 +67,7 @@ pub struct Config {
     pub(crate) breaker_threshold: u32,
     pub(crate) breaker_cooldown: Duration,
     pub(crate) bus_heartbeat: Duration,
+    pub(crate) fill_lease: Duration,
 }
 
 impl Config {
@@ -85,6 +86,7 @@ impl Config {
             breaker_threshold: 5,
             breaker_cooldown: Duration::from_secs(1),
             bus_heartbeat: Duration::from_millis(500),
+            fill_lease: Duration::from_secs(5),
         }
     }
 
@@ -180,6 +182,25 @@ impl Config {
         self
     }
 
+    /// Redis: the term of a fill lease (default 5 s). A miss takes a lease on its key before
+    /// its body runs and stores its value only while it still holds it; an invalidation voids
+    /// it (so a value computed from data read before an invalidation is never stored), and
+    /// concurrent misses in other processes wait for the holder's value instead of running the
+    /// body. The holder renews the lease while its body runs; a holder that dies or stalls
+    /// loses it after this term, and waiting processes then fill the key themselves. It is
+    /// also the longest a miss waits for another process's fill.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let config = cache_runtime::Config::redis("redis://127.0.0.1:6379")
+    ///     .fill_lease(Duration::from_secs(2));
+    /// ```
+    #[must_use]
+    pub fn fill_lease(mut self, term: Duration) -> Self {
+        self.fill_lease = term;
+        self
+    }
+
     pub(crate) fn validate(&self) -> Result<(), crate::Error> {
         let bad = |m: &str| Err(crate::Error::InvalidConfig(m.to_owned()));
         if self.prefix.is_empty() || self.prefix.contains(char::is_whitespace) {
@@ -199,6 +220,11 @@ impl Config {
         }
         if self.bus_heartbeat.is_zero() {
             return bad("bus_heartbeat must be longer than zero");
+        }
+        if self.fill_lease < Duration::from_millis(10)
+            || self.fill_lease > Duration::from_secs(86_400)
+        {
+            return bad("fill_lease must be between 10 ms and one day");
         }
         match &self.backend {
             Backend::Memory if self.l1.is_some() => {

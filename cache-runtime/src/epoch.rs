@@ -58,6 +58,28 @@ impl KeyEpochs {
     }
 }
 
+/// Everything an invalidation of one key can change in this process, as seen at one moment:
+/// the key's epoch, its namespace's generation epoch and the whole cache's. A single-flight
+/// records the stamp it started under; a caller whose stamp differs must not join it, since
+/// an invalidation (of the key, its namespace or everything) returned in between and the
+/// flight's body may have read what it retired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    key: u64,
+    namespace: u64,
+    all: u64,
+}
+
+impl Stamp {
+    pub(crate) fn new(key: KeyTicket, namespace: u64, all: u64) -> Self {
+        Self {
+            key: key.epoch,
+            namespace,
+            all,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,12 @@
 //! | panics | the panic stays with the leader's caller; the followers elect a new leader among themselves, which runs the body once |
 //! | is cancelled (its future dropped, its task aborted) | the same: a new leader runs the body once |
 //!
+//! A caller joins a running flight only if no invalidation of the key (or of its namespace, or
+//! of everything) happened in this process since the flight began (an [`crate::epoch::Stamp`]
+//! per flight): a caller that starts after an invalidation returned never receives a value
+//! computed before it. It starts a new flight instead, which replaces the old one for later
+//! callers (the old one's followers still get their leader's outcome).
+//!
 //! So no follower ever waits on a flight that will never land. A follower waits as long as the
 //! leader's body runs: a body that never finishes (and is never cancelled) holds its followers
 //! too, so bound slow bodies with `tokio::time::timeout` where that matters. A follower that is
@@ -21,6 +27,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::watch;
+
+use crate::epoch::Stamp;
 
 /// A type-erased value shared from a leader to its followers.
 pub(crate) type Shared = std::sync::Arc<dyn Any + Send + Sync>;
@@ -42,10 +50,13 @@ pub(crate) enum Outcome {
     Abandoned,
 }
 
+/// A running flight: its id, the stamp it started under, its outcome channel.
+type Running = (u64, Stamp, watch::Receiver<State>);
+
 /// The flights in progress, by key.
 #[derive(Default)]
 pub(crate) struct Flights {
-    running: Mutex<HashMap<String, (u64, watch::Receiver<State>)>>,
+    running: Mutex<HashMap<String, Running>>,
     next_id: AtomicU64,
 }
 
@@ -58,15 +69,17 @@ pub(crate) enum Role<'a> {
 }
 
 impl Flights {
-    /// Joins the flight for `key`, starting it if none runs.
-    pub(crate) fn join(&self, key: &str) -> Role<'_> {
+    /// Joins the flight for `key` if one runs under the same `stamp`, else starts one.
+    pub(crate) fn join(&self, key: &str, stamp: Stamp) -> Role<'_> {
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, rx)) = running.get(key) {
+        if let Some((_, started, rx)) = running.get(key)
+            && *started == stamp
+        {
             return Role::Follower(Follower { rx: rx.clone() });
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = watch::channel(State::Running);
-        running.insert(key.to_owned(), (id, rx));
+        running.insert(key.to_owned(), (id, stamp, rx));
         Role::Leader(Leader {
             flights: self,
             key: key.to_owned(),
@@ -83,7 +96,7 @@ impl Flights {
 
     fn remove(&self, key: &str, id: u64) {
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-        if running.get(key).is_some_and(|(owner, _)| *owner == id) {
+        if running.get(key).is_some_and(|(owner, _, _)| *owner == id) {
             running.remove(key);
         }
     }
@@ -149,6 +162,8 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
+    const S: fn() -> Stamp = || Stamp::new(crate::epoch::KeyEpochs::default().ticket("k"), 0, 0);
+
     fn leader(role: Role<'_>) -> Leader<'_> {
         match role {
             Role::Leader(l) => l,
@@ -166,8 +181,8 @@ mod tests {
     #[tokio::test]
     async fn followers_get_the_leaders_value() {
         let flights = Flights::default();
-        let l = leader(flights.join("k"));
-        let f = follower(flights.join("k"));
+        let l = leader(flights.join("k", S()));
+        let f = follower(flights.join("k", S()));
         l.finish(Some(Arc::new(7u32)));
         match f.outcome().await {
             Outcome::Value(v) => assert_eq!(v.downcast_ref::<u32>(), Some(&7)),
@@ -179,10 +194,10 @@ mod tests {
     #[tokio::test]
     async fn a_shared_value_reaches_followers_who_join_until_the_leader_is_dropped() {
         let flights = Flights::default();
-        let l = leader(flights.join("k"));
-        let early = follower(flights.join("k"));
+        let l = leader(flights.join("k", S()));
+        let early = follower(flights.join("k", S()));
         l.share(Arc::new(7u32));
-        let late = follower(flights.join("k"));
+        let late = follower(flights.join("k", S()));
         drop(l);
         for f in [early, late] {
             match f.outcome().await {
@@ -191,24 +206,39 @@ mod tests {
             }
         }
         assert_eq!(flights.len(), 0);
-        let _next = leader(flights.join("k"));
+        let _next = leader(flights.join("k", S()));
     }
 
     #[tokio::test]
     async fn a_dropped_leader_abandons_and_frees_the_key() {
         let flights = Flights::default();
-        let l = leader(flights.join("k"));
-        let f = follower(flights.join("k"));
+        let l = leader(flights.join("k", S()));
+        let f = follower(flights.join("k", S()));
         drop(l);
         assert!(matches!(f.outcome().await, Outcome::Abandoned));
-        let _next = leader(flights.join("k"));
+        let _next = leader(flights.join("k", S()));
+    }
+
+    #[tokio::test]
+    async fn a_caller_under_a_newer_stamp_starts_its_own_flight() {
+        let flights = Flights::default();
+        let old = leader(flights.join("k", S()));
+        let newer = Stamp::new(crate::epoch::KeyEpochs::default().ticket("k"), 1, 0);
+        let new = leader(flights.join("k", newer));
+        let follower_of_new = follower(flights.join("k", newer));
+        old.finish(Some(Arc::new(1u32)));
+        new.finish(Some(Arc::new(2u32)));
+        match follower_of_new.outcome().await {
+            Outcome::Value(v) => assert_eq!(v.downcast_ref::<u32>(), Some(&2)),
+            _ => panic!("expected the new flight's value"),
+        }
     }
 
     #[tokio::test]
     async fn a_failed_leader_tells_followers_to_run_themselves() {
         let flights = Flights::default();
-        let l = leader(flights.join("k"));
-        let f = follower(flights.join("k"));
+        let l = leader(flights.join("k", S()));
+        let f = follower(flights.join("k", S()));
         l.finish(None);
         assert!(matches!(f.outcome().await, Outcome::Failed));
     }

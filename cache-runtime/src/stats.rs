@@ -16,6 +16,8 @@ pub(crate) struct Counters {
     pub(crate) errors: AtomicU64,
     pub(crate) decode_errors: AtomicU64,
     pub(crate) oversized: AtomicU64,
+    pub(crate) superseded: AtomicU64,
+    pub(crate) coalesced: AtomicU64,
 }
 
 impl Counters {
@@ -33,6 +35,8 @@ impl Counters {
             errors: self.errors.load(Relaxed),
             decode_errors: self.decode_errors.load(Relaxed),
             oversized: self.oversized.load(Relaxed),
+            superseded: self.superseded.load(Relaxed),
+            coalesced: self.coalesced.load(Relaxed),
         }
     }
 }
@@ -56,6 +60,12 @@ pub struct StatsSnapshot {
     pub decode_errors: u64,
     /// Keys or values over the configured size limits, not cached.
     pub oversized: u64,
+    /// Computed values not stored because an invalidation of their key, namespace or cache
+    /// overlapped the computation (they were returned to their caller, never stored).
+    pub superseded: u64,
+    /// Misses that waited for another process's computation of the same key (Redis fill
+    /// leases) instead of running the body.
+    pub coalesced: u64,
 }
 
 impl StatsSnapshot {
@@ -78,6 +88,8 @@ impl StatsSnapshot {
         self.errors += other.errors;
         self.decode_errors += other.decode_errors;
         self.oversized += other.oversized;
+        self.superseded += other.superseded;
+        self.coalesced += other.coalesced;
     }
 }
 

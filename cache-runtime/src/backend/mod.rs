@@ -2,5 +2,6 @@
 //! in an envelope, shared between processes, single node or Cluster).
 
 pub(crate) mod breaker;
+pub(crate) mod lease;
 pub(crate) mod memory;
 pub(crate) mod redis;

@@ -134,6 +134,10 @@ impl RedisStore {
         format!("{}{namespace}", self.gen_prefix)
     }
 
+    pub(super) fn connection(&self) -> impl ConnectionLike + Send + 'static {
+        self.conn.clone()
+    }
+
     async fn call<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, Error> {
         let mut conn = self.conn.clone();
         self.guarded(false, cmd.query_async::<T>(&mut conn)).await
@@ -141,7 +145,7 @@ impl RedisStore {
 
     /// Runs one request under the timeout and the circuit breaker. A `probe` goes through an
     /// open breaker: recovery uses it to learn that Redis answers again.
-    async fn guarded<T>(
+    pub(super) async fn guarded<T>(
         &self,
         probe: bool,
         request: impl Future<Output = redis::RedisResult<T>>,
@@ -225,7 +229,8 @@ impl RedisStore {
         self.call::<()>(&cmd).await
     }
 
-    /// Applies an invalidation and, with `announce = Some((channel, message))`, publishes it,
+    /// Applies an invalidation (deletes the entry, which also voids its fill lease, or the
+    /// generation key) and, with `announce = Some((channel, message))`, publishes it,
     /// in one round trip (a pipeline; on a Cluster it goes to the node of the key it changes,
     /// and Cluster forwards the `PUBLISH` to every node). `probe`: see [`Self::guarded`].
     pub(crate) async fn invalidate(
@@ -237,16 +242,12 @@ impl RedisStore {
         let mut pipe = redis::pipe();
         match target {
             Target::Key(key) => pipe.cmd("DEL").arg(key).ignore(),
-            Target::Namespace(ns) => pipe
-                .cmd("SET")
-                .arg(self.gen_key(ns))
-                .arg(new_generation())
-                .ignore(),
-            Target::All => pipe
-                .cmd("SET")
-                .arg(&self.all_gen_key)
-                .arg(new_generation())
-                .ignore(),
+            // Deleting a generation retires every entry written under it: no entry is ever
+            // written under generation 0, and the next miss creates a new random one before
+            // its body runs. `DEL` is also one of the writes Redis accepts when it is out of
+            // memory (`maxmemory` with `noeviction`), unlike `SET`.
+            Target::Namespace(ns) => pipe.cmd("DEL").arg(self.gen_key(ns)).ignore(),
+            Target::All => pipe.cmd("DEL").arg(&self.all_gen_key).ignore(),
         };
         if let Some((channel, message)) = announce {
             pipe.cmd("PUBLISH").arg(channel).arg(message).ignore();
@@ -295,7 +296,7 @@ impl RedisStore {
 }
 
 /// The longest TTL sent to Redis as `PX`; longer ones are stored without expiry.
-const MAX_TTL: Duration = Duration::from_millis(1 << 53);
+pub(super) const MAX_TTL: Duration = Duration::from_millis(1 << 53);
 
 /// What an invalidation retires.
 #[derive(Debug, Clone, Copy)]

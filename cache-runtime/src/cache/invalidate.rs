@@ -1,4 +1,8 @@
 //! Invalidation of one key, a namespace or everything, in every process.
+//!
+//! Each runs to completion in a task of its own: a caller dropped mid-invalidation (a client
+//! disconnect, a timeout layer) does not leave it half done; with Redis it is still applied,
+//! announced and acknowledged (see [`crate::tiered`]), or kept pending.
 
 use std::sync::Arc;
 
@@ -15,54 +19,79 @@ impl Cache {
         key: &str,
     ) -> Result<(), Error> {
         Counters::bump(&ns.stats.invalidations);
-        let epochs = &self.inner.key_epochs;
-        epochs.bump(key);
-        if let Some(local) = &self.inner.local {
-            local.remove(key).await;
-        }
-        let result = match self.inner.remote {
-            Some(_) => crate::tiered::apply(self, Pending::Key(key.to_owned())).await,
-            None => Ok(()),
-        };
-        // Reads that overlapped the removal may have seen the old value: retire them too.
-        epochs.bump(key);
-        if let Some(local) = &self.inner.local {
-            local.remove(key).await;
-        }
-        result
+        self.detached(Pending::Key(key.to_owned())).await
     }
 
-    /// Drops every entry of `namespace`, in every process, in O(1).
+    /// Drops every entry of `namespace`, in every process, in O(1). Returns once no process
+    /// can serve them any more (see the guarantee in [`crate::tiered`]); an error means Redis
+    /// could not be reached: the invalidation is kept and re-applied when it answers.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cache_runtime::Error> {
+    /// let cache = cache_runtime::Cache::new(cache_runtime::Config::memory()).await?;
+    /// cache.set("user", &1, &"Ada".to_string(), None).await?;
+    /// cache.invalidate_namespace("user").await?;
+    /// assert_eq!(cache.get::<String>("user", &1).await, None);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Cancel safety
+    /// Cancel safe: the invalidation runs in a task of its own and completes (or is kept
+    /// pending) even if this future is dropped.
     pub async fn invalidate_namespace(&self, namespace: &str) -> Result<(), Error> {
         let ns = self.namespace(namespace);
         Counters::bump(&ns.stats.invalidations);
-        if self.inner.remote.is_none() {
-            ns.generation.bump();
-            return Ok(());
-        }
-        ns.generation.forget();
-        let result = crate::tiered::apply(self, Pending::Namespace(namespace.to_owned())).await;
-        // A lookup that overlapped may have learnt the old generation: forget it again.
-        ns.generation.forget();
-        result
+        self.detached(Pending::Namespace(namespace.to_owned()))
+            .await
     }
 
     /// Drops every entry of this cache, in every process.
+    ///
+    /// # Cancel safety
+    /// Cancel safe, as [`Cache::invalidate_namespace`].
     pub async fn invalidate_all(&self) -> Result<(), Error> {
         Counters::bump(&self.inner.counters.invalidations);
-        if let Some(local) = &self.inner.local {
-            local.clear();
+        self.detached(Pending::All).await
+    }
+
+    /// Runs the invalidation in a task of its own and waits for it.
+    async fn detached(&self, op: Pending) -> Result<(), Error> {
+        let cache = self.clone();
+        let task = async move { cache.invalidate_now(op).await };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => rt
+                .spawn(task)
+                .await
+                .unwrap_or(Err(Error::InvalidationPending)),
+            Err(_) => task.await,
         }
-        if self.inner.remote.is_none() {
-            self.inner.all_gen.bump();
+    }
+
+    async fn invalidate_now(&self, op: Pending) -> Result<(), Error> {
+        let inner = &*self.inner;
+        if inner.remote.is_none() {
+            match &op {
+                Pending::Key(key) => {
+                    inner.key_epochs.bump(key);
+                    if let Some(local) = &inner.local {
+                        local.remove(key).await;
+                    }
+                }
+                Pending::Namespace(name) => {
+                    self.namespace(name).generation.bump();
+                }
+                Pending::All => {
+                    inner.all_gen.bump();
+                }
+            }
             return Ok(());
         }
-        self.inner.all_gen.forget();
-        let result = crate::tiered::apply(self, Pending::All).await;
-        self.inner.all_gen.forget();
-        if let Some(local) = &self.inner.local {
-            local.clear();
-        }
+        crate::tiered::drop_local(inner, &op).await;
+        let result = crate::tiered::apply(self, op.clone()).await;
+        // Reads that overlapped may have seen (or learnt) the old state: retire them too.
+        crate::tiered::drop_local(inner, &op).await;
         result
     }
 }

@@ -97,7 +97,8 @@ impl Cache {
             ns.generation.learn(ns_ticket, read.gens.namespace);
             inner.all_gen.learn(all_ticket, read.gens.all);
         }
-        let Some(bytes) = read.bytes else {
+        let Some(bytes) = read.bytes.filter(|b| !crate::backend::lease::is_marker(b)) else {
+            // Absent, or another fill holds its lease: a miss (the fill waits on the lease).
             return Lookup::Miss(read.gens);
         };
         match self.open::<T>(ctx, &bytes, read.gens) {

@@ -107,7 +107,10 @@ impl Cache {
         // a concurrent generation change is simply retried under the new generations.
         for _ in 0..3 {
             stored = match self.current_gens(&ns).await {
-                Ok(gens) => self.store(&ctx, &full_key, value, None, gens).await,
+                Ok(gens) => {
+                    self.store(&ctx, &full_key, value, None, gens, None, None)
+                        .await
+                }
                 Err(e) => Err(e),
             };
             if !matches!(stored, Err(Error::Superseded)) {

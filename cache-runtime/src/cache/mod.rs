@@ -165,6 +165,15 @@ impl Cache {
         self.inner.namespaces.get(name, self.inner.remote.is_none())
     }
 
+    /// What a single-flight for `key` records, see [`crate::epoch::Stamp`].
+    pub(crate) fn stamp(&self, ctx: &Ctx<'_>, key: &str) -> crate::epoch::Stamp {
+        crate::epoch::Stamp::new(
+            self.inner.key_epochs.ticket(key),
+            ctx.namespace.generation.ticket(),
+            self.inner.all_gen.ticket(),
+        )
+    }
+
     /// Whether lookups may be answered from the in-process store.
     fn local_usable(&self) -> bool {
         self.inner.remote.is_none() || self.inner.bus.healthy()
@@ -172,6 +181,7 @@ impl Cache {
 }
 
 mod call;
+mod fill;
 mod invalidate;
 mod lookup;
 mod manual;

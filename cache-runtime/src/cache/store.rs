@@ -4,8 +4,10 @@ use std::sync::Arc;
 
 use super::*;
 use crate::Error;
+use crate::backend::lease::LeaseToken;
 use crate::backend::memory::Entry;
 use crate::envelope;
+use crate::epoch::KeyTicket;
 use crate::flight::Shared;
 use crate::namespace::{Gens, Namespace};
 use crate::stats::Counters;
@@ -13,6 +15,10 @@ use crate::tiered::Pending;
 use crate::warn::{now_ms, warn_limited};
 
 impl Cache {
+    /// Stores `value`. On Redis, with a `lease` only over that fill lease (else
+    /// [`Error::Superseded`]), without one unconditionally (a manual write). A tiered cache then
+    /// fills its L1 unless the key was invalidated here since `ticket` was taken.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn store<T: CacheValue>(
         &self,
         ctx: &Ctx<'_>,
@@ -20,6 +26,8 @@ impl Cache {
         value: &T,
         shared: Option<Shared>,
         gens: Gens,
+        ticket: Option<KeyTicket>,
+        lease: Option<&LeaseToken>,
     ) -> Result<EntryMeta, Error> {
         let inner = &*self.inner;
         let ns = ctx.namespace;
@@ -66,9 +74,17 @@ impl Cache {
             if bytes.len() > inner.config.max_value_bytes {
                 return Err(self.oversized(ns, key, bytes.len()));
             }
-            if let Err(e) = remote.write(key, &bytes, ctx.ttl).await {
-                self.backend_failed(ns, "store", &e);
-                return Err(e);
+            let written = match lease {
+                Some(token) => remote.store_leased(key, token, &bytes, ctx.ttl).await,
+                None => remote.write(key, &bytes, ctx.ttl).await.map(|()| true),
+            };
+            match written {
+                Ok(true) => {}
+                Ok(false) => return Err(Error::Superseded),
+                Err(e) => {
+                    self.backend_failed(ns, "store", &e);
+                    return Err(e);
+                }
             }
             Counters::bump(&ns.stats.inserts);
             if inner.local.is_some() {
@@ -77,9 +93,21 @@ impl Cache {
                     // read from Redis just before: their L1 fills must not land after ours.
                     inner.key_epochs.bump(key);
                 }
-                crate::tiered::announce(self, Pending::Key(key.to_owned())).await;
+                // A manual write (or a refresh) replaces a value other processes may hold: it
+                // returns once they dropped it, and completes even if its caller is dropped.
+                let (cache, op, wait) =
+                    (self.clone(), Pending::Key(key.to_owned()), shared.is_none());
+                let announce = async move { crate::tiered::announce(&cache, op, wait).await };
+                match tokio::runtime::Handle::try_current() {
+                    Ok(rt) => {
+                        let _ = rt.spawn(announce).await;
+                    }
+                    Err(_) => announce.await,
+                }
                 if self.local_usable() {
-                    let ticket = inner.key_epochs.ticket(key);
+                    // The ticket from before the store: an invalidation that reached this
+                    // process after the store (and deleted it from Redis) must win.
+                    let ticket = ticket.unwrap_or_else(|| inner.key_epochs.ticket(key));
                     self.fill_local(ctx, key, value, gens, meta, ticket).await;
                 }
             }

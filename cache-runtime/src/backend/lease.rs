@@ -1,0 +1,212 @@
+//! Fill leases on Redis: a miss may store its value only if no invalidation of the key came
+//! between its lease and its store (Nishtala et al., "Scaling Memcache at Facebook", NSDI 2013,
+//! section 3.2.1).
+//!
+//! A miss that is about to run the body first *acquires* a lease: it writes a short marker
+//! (`"\xCA\xC8"` + a random 8-byte token) into the entry's own key, with a TTL (the lease
+//! term, [`crate::Config::fill_lease`]). The body runs only after that, so it reads data at
+//! least as new as the lease. The value is then stored by a script that replaces the marker
+//! only if the key still holds *this* marker. Every invalidation of the key deletes it (and so
+//! the marker), and a namespace or cache invalidation replaces the generation the value is
+//! stored under, so a fill that overlapped an invalidation is refused by Redis itself, in every
+//! process. Living in the entry's key, the marker needs no extra key (and no cross-slot script
+//! on a Cluster).
+//!
+//! The marker also gives single-flight across processes: a miss that finds another process's
+//! live marker waits for that fill's value (polling the entry) instead of running the body,
+//! for at most the lease term; a holder that is cancelled releases its marker at once (a guard),
+//! one that dies or stalls loses it when the term ends, and the holder renews the term while
+//! its body runs.
+
+use std::time::Duration;
+
+use redis::Script;
+
+use super::redis::RedisStore;
+use crate::Error;
+
+/// The first bytes of a lease marker (an envelope starts with `CA C7`).
+pub(crate) const MARKER_MAGIC: [u8; 2] = [0xCA, 0xC8];
+
+/// Whether stored bytes are a lease marker rather than an entry.
+pub(crate) fn is_marker(bytes: &[u8]) -> bool {
+    bytes.len() == 10 && bytes[..2] == MARKER_MAGIC
+}
+
+/// A lease held by this process on one key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LeaseToken {
+    marker: [u8; 10],
+}
+
+impl LeaseToken {
+    /// A fresh, random token.
+    pub(crate) fn new() -> Self {
+        use std::hash::{BuildHasher, RandomState};
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let random = RandomState::new().hash_one((n, std::process::id()));
+        let mut marker = [0u8; 10];
+        marker[..2].copy_from_slice(&MARKER_MAGIC);
+        marker[2..].copy_from_slice(&random.to_le_bytes());
+        Self { marker }
+    }
+
+    /// The bytes written into the key.
+    pub(crate) fn marker(&self) -> &[u8] {
+        &self.marker
+    }
+}
+
+/// What an acquisition found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Acquired {
+    /// The lease is ours: run the body.
+    Granted,
+    /// Another fill holds the key for this long: wait for its value.
+    Held(Duration),
+}
+
+/// `KEYS[1]` the entry, `ARGV[1]` our marker, `ARGV[2]` the term in ms, `ARGV[3]` "1" to take
+/// the key even from another holder. Returns -1 when granted, else the holder's remaining ms.
+pub(crate) static ACQUIRE: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| {
+    Script::new(
+        r"
+local cur = redis.call('GET', KEYS[1])
+if ARGV[3] ~= '1' and cur and string.len(cur) == 10 and string.sub(cur, 1, 2) == '\202\200' and cur ~= ARGV[1] then
+  local left = redis.call('PTTL', KEYS[1])
+  if left > 0 then return left end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return -1
+",
+    )
+});
+
+/// `KEYS[1]` the entry, `ARGV[1]` our marker, `ARGV[2]` the value, `ARGV[3]` the TTL in ms (0:
+/// none). Stores only over our own marker; returns 1 when stored, 0 when the lease was lost.
+pub(crate) static STORE: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[3] == '0' then
+  redis.call('SET', KEYS[1], ARGV[2])
+else
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+end
+return 1
+",
+    )
+});
+
+/// `KEYS[1]` the entry, `ARGV[1]` our marker, `ARGV[2]` the term in ms. Extends our lease;
+/// returns 0 when it was lost.
+pub(crate) static RENEW: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+",
+    )
+});
+
+/// `KEYS[1]` the entry, `ARGV[1]` our marker. Gives a lease back (its fill was cancelled or
+/// produced nothing to store), so waiting processes need not wait for the term.
+pub(crate) static RELEASE: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+",
+    )
+});
+
+impl RedisStore {
+    /// Tries to take the fill lease of `key` for `term`; `force` takes it even from another
+    /// holder (a refresh the client asked for).
+    pub(crate) async fn acquire_lease(
+        &self,
+        key: &str,
+        token: &LeaseToken,
+        term: Duration,
+        force: bool,
+    ) -> Result<Acquired, Error> {
+        let mut conn = self.connection();
+        let mut call = ACQUIRE.key(key);
+        call.arg(token.marker())
+            .arg(millis(term))
+            .arg(if force { "1" } else { "0" });
+        let left: i64 = self.guarded(false, call.invoke_async(&mut conn)).await?;
+        Ok(match u64::try_from(left) {
+            Ok(ms) => Acquired::Held(Duration::from_millis(ms)),
+            Err(_) => Acquired::Granted,
+        })
+    }
+
+    /// Stores `bytes` over our lease; `Ok(false)` when the lease was lost (an invalidation
+    /// deleted it, or its term ran out and another fill took the key).
+    pub(crate) async fn store_leased(
+        &self,
+        key: &str,
+        token: &LeaseToken,
+        bytes: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<bool, Error> {
+        let mut conn = self.connection();
+        let ttl_ms = ttl.filter(|t| *t < super::redis::MAX_TTL).map_or(0, millis);
+        let mut call = STORE.key(key);
+        call.arg(token.marker()).arg(bytes).arg(ttl_ms);
+        let stored: i64 = self.guarded(false, call.invoke_async(&mut conn)).await?;
+        Ok(stored == 1)
+    }
+
+    /// Extends our lease by `term`; `Ok(false)` when it was lost.
+    pub(crate) async fn renew_lease(
+        &self,
+        key: &str,
+        token: &LeaseToken,
+        term: Duration,
+    ) -> Result<bool, Error> {
+        let mut conn = self.connection();
+        let mut call = RENEW.key(key);
+        call.arg(token.marker()).arg(millis(term));
+        let renewed: i64 = self.guarded(false, call.invoke_async(&mut conn)).await?;
+        Ok(renewed == 1)
+    }
+
+    /// Gives our lease back.
+    pub(crate) async fn release_lease(&self, key: &str, token: &LeaseToken) -> Result<(), Error> {
+        let mut conn = self.connection();
+        let mut call = RELEASE.key(key);
+        call.arg(token.marker());
+        self.guarded(false, call.invoke_async::<i64>(&mut conn))
+            .await
+            .map(|_| ())
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markers_are_recognised_and_never_look_like_entries() {
+        let token = LeaseToken::new();
+        assert!(is_marker(token.marker()));
+        assert_ne!(token, LeaseToken::new());
+        assert!(!is_marker(&[0xCA, 0xC7, 1, 2, 3, 4, 5, 6, 7, 8]));
+        assert!(!is_marker(&token.marker()[..9]));
+    }
+
+    #[test]
+    fn the_scripts_test_the_marker_magic_they_are_given() {
+        // Lua's '\202\200' is the magic, in decimal escapes.
+        assert_eq!(MARKER_MAGIC, [202, 200]);
+        assert!(ACQUIRE.get_hash().len() == 40);
+    }
+}

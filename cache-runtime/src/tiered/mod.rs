@@ -1,0 +1,296 @@
+//! The tiered cache: an in-process L1 over Redis, and the invalidation bus that keeps every
+//! process's L1 consistent.
+//!
+//! Enable it with [`crate::Config::with_l1`] on a Redis or Redis Cluster config.
+//!
+//! # Reads and writes
+//! A lookup tries the L1 (a typed value, no decoding), then Redis; a Redis hit fills the L1 for
+//! at most the L1 TTL and never past the Redis entry's own expiry. A miss runs the body once per
+//! key in the whole cluster (a fill lease, see [`crate::Config::fill_lease`]) and writes Redis,
+//! then the L1. A fill that overlapped an invalidation of its key, or a loss of the bus, is
+//! dropped (the next lookup reads Redis).
+//!
+//! # The guarantee
+//! Once an invalidation (`f_invalidate`, [`crate::Cache::delete`], [`crate::Cache::set`],
+//! [`crate::Cache::invalidate_namespace`], [`crate::Cache::invalidate_all`],
+//! `http::invalidate_path`) has returned `Ok` in any process, no call that starts afterwards,
+//! in any process, returns a value computed from data read before it. Two mechanisms make it
+//! hold without trusting delivery times:
+//!
+//! - **L1 validity leases** (Gray and Cheriton, SOSP 1989). Each instance publishes a heartbeat
+//!   every [`crate::Config::bus_heartbeat`] (500 ms) and serves from its L1 only while one of
+//!   its own heartbeats has come back within the term `T = 2 × bus_heartbeat + timeout`
+//!   (1.05 s by default, [`crate::Cache::staleness_bound`]) of being sent, on the monotonic
+//!   clock. Redis delivers a channel's messages in order, so an echo proves that every earlier
+//!   invalidation was delivered first. A process that is paused, partitioned or whose
+//!   subscription died stops using its L1 by itself when the term runs out (every L1 read
+//!   checks it), and flushes it before using it again.
+//! - **Acknowledgements.** An invalidation is applied to Redis and published in one round
+//!   trip, then waits until every live instance (heard on the bus within `T`) has acknowledged
+//!   that it dropped its copy, or until `T` has passed since Redis applied it, by when any
+//!   instance that did not answer has stopped trusting its L1. Normally that costs one more
+//!   pub/sub round trip to the slowest process; with a silent process, up to `T`.
+//!
+//! Fills cannot undo an invalidation either: a miss stores its value only over its fill lease,
+//! which every invalidation of the key voids, and under the generations read before its body
+//! ran, which every namespace or cache invalidation retires. An invalidation runs to completion
+//! in a task of its own, so a caller dropped mid-invalidation (a client disconnect, a timeout
+//! layer) does not cut it short.
+//!
+//! # The bus
+//! Every write and invalidation publishes a small message on the Redis channel
+//! `{prefix}:__bus` (Redis Cluster forwards `PUBLISH` to every node); the protocol is in
+//! `message.rs` (`cr2|...`, typed and property-tested). Every process drops the affected L1
+//! entries (and forgets the namespace's generation, which it re-reads from Redis on next use)
+//! and acknowledges. A message it cannot read (a newer release during a rolling upgrade,
+//! garbage) flushes its L1: it may have invalidated something. A subscription that stays
+//! silent (no own heartbeat for `T`) is rebuilt.
+//!
+//! # Invalidations that cannot reach Redis
+//! If Redis does not answer an invalidation (down, paused, breaker open) the call returns an
+//! error: the guarantee above is only given for `Ok`. The invalidation is kept as *pending*
+//! and this instance bypasses the cache for the affected key or namespace (the body runs), so
+//! **it** never serves the old value. A [`crate::Cache::set`] that fails becomes a pending
+//! invalidation of its key. A background task re-applies pending invalidations (and publishes
+//! them) as soon as Redis answers again: within the circuit breaker's cooldown plus 25 ms, or
+//! at once when the bus shows Redis is back; [`crate::Cache::flush_pending`] waits for that
+//! (call it on a graceful shutdown). Until then, *another* process that reads Redis can see
+//! the value the pending invalidation is about to delete. At most 1,024 invalidations are
+//! kept; beyond that they collapse into one invalidation of the whole cache.
+//!
+//! # Why not Redis `CLIENT TRACKING`
+//! Server-assisted client-side caching was considered as a second invalidation source and
+//! left out (not implemented, so not measured). Cache entries are written only by this
+//! library, which already announces every write and invalidation on the bus, so tracking
+//! would report nothing the bus does not. It would cost a tracking table on the server per
+//! connection (or a broadcast prefix that notifies every process of every write), a RESP3
+//! or redirect connection per process, and on a Cluster one per node. It would not remove the
+//! need for heartbeats either: a tracking connection fails as silently as a subscription. The
+//! bus's propagation is already well under a millisecond on loopback (`BENCHMARKS.md`).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::time::Duration;
+
+use crate::Error;
+use crate::backend::redis::Target;
+use crate::cache::{Cache, Inner};
+use crate::stats::Counters;
+use crate::warn::warn_limited;
+
+mod acks;
+mod message;
+mod recovery;
+mod subscriber;
+mod validity;
+
+use message::Message;
+pub(crate) use message::Pending;
+pub(crate) use recovery::PendingSet;
+
+/// Bus state of one cache.
+pub(crate) struct Bus {
+    tiered: bool,
+    source: u64,
+    /// Whether the L1 was in use at the last check (for transitions: logs, flushes).
+    healthy: AtomicBool,
+    subscribed: AtomicBool,
+    validity: validity::Validity,
+    acks: acks::Acks,
+    heartbeat_seq: AtomicU64,
+    /// Bumped whenever the L1 stops being trustworthy: a fill whose read began before must
+    /// not land.
+    fence: AtomicU64,
+    pub(crate) pending: PendingSet,
+}
+
+impl Bus {
+    pub(crate) fn new(tiered: bool) -> Self {
+        use std::hash::{BuildHasher, RandomState};
+        Self {
+            tiered,
+            source: RandomState::new().hash_one(std::process::id()),
+            healthy: AtomicBool::new(false),
+            subscribed: AtomicBool::new(false),
+            validity: validity::Validity::default(),
+            acks: acks::Acks::default(),
+            heartbeat_seq: AtomicU64::new(0),
+            fence: AtomicU64::new(0),
+            pending: PendingSet::default(),
+        }
+    }
+
+    /// Whether the L1 may be trusted now: subscribed, and the validity lease is fresh.
+    pub(crate) fn healthy(&self) -> bool {
+        self.subscribed.load(SeqCst) && self.validity.fresh()
+    }
+
+    /// Take before reading Redis; an L1 fill may land only while it is unchanged.
+    pub(crate) fn fence(&self) -> u64 {
+        self.fence.load(SeqCst)
+    }
+
+    pub(crate) fn has_pending(&self) -> bool {
+        self.pending.any()
+    }
+
+    /// Whether a pending invalidation covers this key.
+    pub(crate) fn pending_covers(&self, namespace: &str, key: &str) -> bool {
+        self.pending.covers(namespace, key)
+    }
+}
+
+impl Cache {
+    /// Tiered caches: whether the invalidation bus is up and the L1 in use. Always `false` for
+    /// the other backends.
+    pub fn bus_healthy(&self) -> bool {
+        self.inner.bus.tiered && self.inner.bus.healthy()
+    }
+
+    /// Invalidations that could not reach Redis yet and will be re-applied.
+    pub fn pending_invalidations(&self) -> usize {
+        self.inner.bus.pending.len()
+    }
+
+    /// Tiered caches: the L1 validity term `T = 2 × bus_heartbeat + timeout` (1.05 s by
+    /// default). A process that cannot hear the bus stops serving its L1 within `T`, and an
+    /// invalidation waits at most `T` for a process that does not acknowledge it (see
+    /// [`crate::tiered`]).
+    pub fn staleness_bound(&self) -> Duration {
+        term(&self.inner.config)
+    }
+}
+
+/// The L1 validity term.
+fn term(config: &crate::Config) -> Duration {
+    config.bus_heartbeat * 2 + config.timeout
+}
+
+fn channel(inner: &Inner) -> String {
+    format!("{}:__bus", inner.config.prefix)
+}
+
+/// Applies `op` to Redis and, on a tiered cache, publishes it with `seq` (0: no acknowledgement
+/// wanted), in one round trip.
+async fn perform(inner: &Inner, op: &Pending, seq: u64, probe: bool) -> Result<(), Error> {
+    let remote = inner.remote.as_ref().ok_or(Error::NotConnected)?;
+    let target = match op {
+        Pending::Key(key) => Target::Key(key),
+        Pending::Namespace(ns) => Target::Namespace(ns),
+        Pending::All => Target::All,
+    };
+    let channel = channel(inner);
+    let message = Message::Invalidate {
+        source: inner.bus.source,
+        seq,
+        op: op.clone(),
+    }
+    .encode();
+    let announce = inner
+        .bus
+        .tiered
+        .then_some((channel.as_str(), message.as_slice()));
+    remote.invalidate(target, announce, probe).await
+}
+
+/// Applies the local side of an invalidation: the L1 entries and cached generations it
+/// affects, retiring fills, flights and generation reads that overlapped it.
+pub(crate) async fn drop_local(inner: &Inner, op: &Pending) {
+    match op {
+        Pending::Key(key) => {
+            inner.key_epochs.bump(key);
+            if let Some(local) = &inner.local {
+                local.remove(key).await;
+            }
+        }
+        Pending::Namespace(name) => {
+            if let Some(ns) = inner.namespaces.find(name) {
+                ns.generation.forget();
+            }
+        }
+        Pending::All => {
+            inner.bus.fence.fetch_add(1, SeqCst);
+            inner.all_gen.forget();
+            if let Some(local) = &inner.local {
+                local.clear();
+            }
+        }
+    }
+}
+
+/// Applies an invalidation to Redis, announces it and (tiered) waits for every live process to
+/// acknowledge it, or for the validity term; keeps it pending if Redis fails.
+pub(crate) async fn apply(cache: &Cache, op: Pending) -> Result<(), Error> {
+    let inner = &*cache.inner;
+    let waiting = inner.bus.tiered.then(|| inner.bus.acks.begin());
+    let seq = waiting.as_ref().map_or(0, |w| w.seq);
+    match perform(inner, &op, seq, false).await {
+        Ok(()) => {
+            if let Some(waiting) = waiting {
+                let deadline = tokio::time::Instant::now() + term(&inner.config);
+                waiting.until(deadline).await;
+            }
+            Ok(())
+        }
+        Err(e) => {
+            Counters::bump(&inner.counters.errors);
+            warn_limited!(error = %e, ?op, "invalidation could not reach redis; it is kept and re-applied when redis answers");
+            inner.bus.pending.add(op);
+            recovery::spawn(cache);
+            Err(e)
+        }
+    }
+}
+
+/// Announces a write on the bus (tiered only); with `wait`, like an invalidation, returns once
+/// every live process dropped its old copy. A failed announcement is kept pending.
+pub(crate) async fn announce(cache: &Cache, op: Pending, wait: bool) {
+    let inner = &*cache.inner;
+    let Some(remote) = &inner.remote else { return };
+    if !inner.bus.tiered {
+        return;
+    }
+    let waiting = wait.then(|| inner.bus.acks.begin());
+    let message = Message::Invalidate {
+        source: inner.bus.source,
+        seq: waiting.as_ref().map_or(0, |w| w.seq),
+        op: op.clone(),
+    };
+    match remote.publish(&channel(inner), &message.encode()).await {
+        Ok(()) => {
+            if let Some(waiting) = waiting {
+                let deadline = tokio::time::Instant::now() + term(&inner.config);
+                waiting.until(deadline).await;
+            }
+        }
+        Err(e) => {
+            Counters::bump(&inner.counters.errors);
+            warn_limited!(error = %e, "could not announce a write on the bus; re-applying it later");
+            inner.bus.pending.add(op);
+            recovery::spawn(cache);
+        }
+    }
+}
+
+/// Starts the bus tasks of a tiered cache (no-op otherwise).
+pub(crate) fn start(cache: &Cache) {
+    if !cache.inner.bus.tiered || cache.inner.remote.is_none() {
+        return;
+    }
+    let weak = Arc::downgrade(&cache.inner);
+    tokio::spawn(subscriber::subscriber(weak.clone()));
+    tokio::spawn(subscriber::heartbeat(weak.clone()));
+    tokio::spawn(subscriber::watchdog(weak));
+}
+
+/// Flushes the L1 and forgets cached generations: nothing in it can be trusted any more.
+fn distrust(inner: &Inner) {
+    inner.bus.fence.fetch_add(1, SeqCst);
+    if let Some(local) = &inner.local {
+        local.clear();
+    }
+    inner.all_gen.forget();
+    for ns in inner.namespaces.all() {
+        ns.generation.forget();
+    }
+}

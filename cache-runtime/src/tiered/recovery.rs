@@ -1,0 +1,139 @@
+//! Pending invalidations: those that could not reach Redis, kept and re-applied (and
+//! announced) by a background task as soon as Redis answers again.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use super::{Pending, drop_local, perform};
+use crate::cache::{Cache, Inner};
+
+/// How often the recovery task retries at most (it is also woken by the bus).
+const RECOVERY_RETRY: Duration = Duration::from_millis(25);
+/// Pending invalidations kept before they collapse into [`Pending::All`].
+const MAX_PENDING: usize = 1024;
+
+/// The pending invalidations of one cache, each with the sequence number of its latest request.
+#[derive(Default)]
+pub(crate) struct PendingSet {
+    ops: Mutex<Vec<(Pending, u64)>>,
+    seq: AtomicU64,
+    any: AtomicBool,
+    recovering: AtomicBool,
+    pub(super) wake: Notify,
+    /// Woken whenever the set becomes empty.
+    emptied: Notify,
+}
+
+impl PendingSet {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(Pending, u64)>> {
+        self.ops.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether anything is pending (one atomic load: the hit path asks).
+    pub(crate) fn any(&self) -> bool {
+        self.any.load(SeqCst)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether a pending invalidation covers this key.
+    pub(crate) fn covers(&self, namespace: &str, key: &str) -> bool {
+        self.lock().iter().any(|(p, _)| match p {
+            Pending::Key(k) => k == key,
+            Pending::Namespace(n) => n == namespace,
+            Pending::All => true,
+        })
+    }
+
+    pub(crate) fn add(&self, op: Pending) {
+        let seq = self.seq.fetch_add(1, SeqCst) + 1;
+        let mut pending = self.lock();
+        if let Some(entry) = pending.iter_mut().find(|(p, _)| *p == op) {
+            // Requested again: the recovery must apply it after this request.
+            entry.1 = seq;
+        } else if pending.len() >= MAX_PENDING {
+            pending.clear();
+            pending.push((Pending::All, seq));
+        } else {
+            pending.push((op, seq));
+        }
+        self.any.store(true, SeqCst);
+    }
+}
+
+impl Cache {
+    /// Waits until every pending invalidation has been re-applied to Redis (and announced), or
+    /// until `limit` has passed; returns how many are still pending. Call it on a graceful
+    /// shutdown, so that invalidations made while Redis was unreachable are not lost with the
+    /// process.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cache_runtime::Error> {
+    /// let cache = cache_runtime::Cache::new(cache_runtime::Config::memory()).await?;
+    /// assert_eq!(cache.flush_pending(std::time::Duration::from_secs(5)).await, 0);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Cancel safety
+    /// Cancel safe: it only waits; the re-application goes on in the background.
+    pub async fn flush_pending(&self, limit: Duration) -> usize {
+        let pending = &self.inner.bus.pending;
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let emptied = pending.emptied.notified();
+            if !pending.any() {
+                return 0;
+            }
+            spawn(self);
+            pending.wake.notify_one();
+            if tokio::time::timeout_at(deadline, emptied).await.is_err() {
+                return pending.len();
+            }
+        }
+    }
+}
+
+/// Starts the recovery task unless it runs.
+pub(super) fn spawn(cache: &Cache) {
+    if cache.inner.bus.pending.recovering.swap(true, SeqCst) {
+        return;
+    }
+    tokio::spawn(recover(Arc::downgrade(&cache.inner)));
+}
+
+/// Re-applies pending invalidations, oldest first, until none is left.
+async fn recover(weak: Weak<Inner>) {
+    loop {
+        {
+            let Some(inner) = weak.upgrade() else { return };
+            let set = &inner.bus.pending;
+            let ops = set.lock().clone();
+            for (op, seq) in ops {
+                if perform(&inner, &op, 0, true).await.is_err() {
+                    break;
+                }
+                drop_local(&inner, &op).await;
+                // Keep it if it was requested again meanwhile: that request came later.
+                set.lock().retain(|(p, s)| !(p == &op && *s == seq));
+            }
+            let pending = set.lock();
+            if pending.is_empty() {
+                set.any.store(false, SeqCst);
+                set.recovering.store(false, SeqCst);
+                set.emptied.notify_waiters();
+                tracing::info!("pending invalidations re-applied");
+                return;
+            }
+        }
+        let Some(inner) = weak.upgrade() else { return };
+        // `notify_one` leaves a permit when nobody waits, so no wake-up is lost here.
+        let _ = tokio::time::timeout(RECOVERY_RETRY, inner.bus.pending.wake.notified()).await;
+    }
+}
