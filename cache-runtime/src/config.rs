@@ -168,7 +168,11 @@ impl Config {
     }
 
     /// After `failures` consecutive Redis failures, skip Redis for `cooldown`, then probe with
-    /// one call (default 5 failures, 1 second).
+    /// one call (default 5 failures, 1 second): a probe that succeeds closes the breaker, one
+    /// that fails reopens it for another `cooldown`. A probe whose caller gives up before Redis
+    /// answers (its future is dropped: a client disconnect, a timeout layer, `select!`) counts
+    /// as neither: the breaker stays open, the cooldown is not restarted, and the next call is
+    /// the probe.
     pub fn circuit_breaker(mut self, failures: u32, cooldown: Duration) -> Self {
         self.breaker_threshold = failures;
         self.breaker_cooldown = cooldown;

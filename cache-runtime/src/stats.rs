@@ -25,6 +25,19 @@ impl Counters {
         counter.fetch_add(1, Relaxed);
     }
 
+    /// Adds `other`'s counts to these (a dropped namespace's, into the registry's).
+    pub(crate) fn absorb(&self, other: &Counters) {
+        let s = other.snapshot();
+        self.hits.fetch_add(s.hits, Relaxed);
+        self.misses.fetch_add(s.misses, Relaxed);
+        self.inserts.fetch_add(s.inserts, Relaxed);
+        self.evictions.fetch_add(s.evictions, Relaxed);
+        self.invalidations.fetch_add(s.invalidations, Relaxed);
+        self.errors.fetch_add(s.errors, Relaxed);
+        self.decode_errors.fetch_add(s.decode_errors, Relaxed);
+        self.oversized.fetch_add(s.oversized, Relaxed);
+    }
+
     pub(crate) fn snapshot(&self) -> StatsSnapshot {
         StatsSnapshot {
             hits: self.hits.load(Relaxed),
@@ -97,17 +110,24 @@ impl StatsSnapshot {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Stats {
     /// Sums over every namespace, plus failures not tied to one (e.g. the invalidation bus).
+    /// Namespaces no longer listed in [`Stats::namespaces`] still count here.
     pub total: StatsSnapshot,
-    /// Per namespace, by name.
+    /// Per namespace, by name. Beyond 4,096 namespaces, those with no entry in process memory,
+    /// no `#[cached]` site and no call running are dropped from this list (their counts stay in
+    /// [`Stats::total`]), so that arbitrary namespace names do not grow the cache for good.
     pub namespaces: BTreeMap<String, StatsSnapshot>,
 }
 
 impl Stats {
+    /// The totals are `cache_level` plus `retired` (namespaces no longer listed) plus every
+    /// listed namespace.
     pub(crate) fn collect<'a>(
         cache_level: &Counters,
+        retired: &Counters,
         namespaces: impl Iterator<Item = (&'a str, &'a Counters)>,
     ) -> Stats {
         let mut total = cache_level.snapshot();
+        total.add(&retired.snapshot());
         let namespaces: BTreeMap<String, StatsSnapshot> = namespaces
             .map(|(name, counters)| {
                 let snap = counters.snapshot();

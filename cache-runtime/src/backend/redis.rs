@@ -150,9 +150,12 @@ impl RedisStore {
         probe: bool,
         request: impl Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, Error> {
-        if !probe && !self.breaker.allow() {
-            return Err(Error::CircuitOpen);
-        }
+        // Dropped unreported if this future is cancelled: that frees a probe slot it holds.
+        let permit = if probe {
+            self.breaker.bypass()
+        } else {
+            self.breaker.allow().ok_or(Error::CircuitOpen)?
+        };
         let result = match tokio::time::timeout(self.timeout, request).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(Error::Redis(e)),
@@ -167,10 +170,10 @@ impl RedisStore {
                     || e.is_timeout()
                     || e.is_unrecoverable_error()) =>
             {
-                self.breaker.success()
+                permit.success()
             }
-            Err(_) => self.breaker.failure(),
-            Ok(_) => self.breaker.success(),
+            Err(_) => permit.failure(),
+            Ok(_) => permit.success(),
         }
         result
     }

@@ -9,11 +9,19 @@ impl Cache {
         if let Some(local) = &self.inner.local {
             local.sync().await;
         }
+        // The namespaces listed are held meanwhile, so none of them is retired (counted twice).
         let namespaces = self.inner.namespaces.all();
         Stats::collect(
             &self.inner.counters,
+            self.inner.namespaces.retired(),
             namespaces.iter().map(|ns| (&*ns.name, &ns.stats)),
         )
+    }
+
+    /// How many namespaces this cache holds state for (bounded: see [`Stats::namespaces`]).
+    #[doc(hidden)]
+    pub fn namespace_count(&self) -> usize {
+        self.inner.namespaces.len()
     }
 
     /// Entries held in process memory (the memory backend or the L1).
