@@ -3,12 +3,12 @@
 //! A miss takes a [`KeyTicket`] before it reads Redis or runs the body; an invalidation of the
 //! key bumps the key's epoch before and after it removes the entry. A store (or an L1 fill)
 //! whose ticket is no longer current skips storing: the value it holds may predate the
-//! invalidation. It is still returned to its caller. Keys share 1024 stripes, so an unrelated
+//! invalidation. It is still returned to its caller. Keys share 4096 stripes, so an unrelated
 //! invalidation can, rarely, skip a store too; that costs one extra miss, never a stale read.
 
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 
-const STRIPES: usize = 1024;
+const STRIPES: usize = 4096;
 
 /// The epochs of all keys, striped.
 pub(crate) struct KeyEpochs {

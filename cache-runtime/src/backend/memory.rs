@@ -16,6 +16,7 @@ use moka::Expiry;
 use moka::notification::RemovalCause;
 use tokio::time::Instant;
 
+use crate::epoch::KeyTicket;
 use crate::flight::Shared;
 use crate::namespace::{Gens, Namespace};
 use crate::stats::Counters;
@@ -25,6 +26,10 @@ use crate::stats::Counters;
 pub(crate) struct Entry {
     pub(crate) value: Shared,
     pub(crate) gens: Gens,
+    /// The key's invalidation epoch when the value was read or computed: the entry is served
+    /// only while it is current, so an invalidation takes effect the moment it bumps the
+    /// epoch, whatever happens to the removal that follows (see [`crate::epoch`]).
+    pub(crate) ticket: KeyTicket,
     pub(crate) namespace: Arc<Namespace>,
     pub(crate) ttl: Option<Duration>,
     /// When the entry stops being served, on tokio's clock; `None` = never. See [`deadline`].

@@ -56,8 +56,10 @@ impl Cache {
         self.detached(Pending::All).await
     }
 
-    /// Runs the invalidation in a task of its own and waits for it.
+    /// Runs the invalidation in a task of its own and waits for it. Its effect in this process
+    /// (epochs, generations) is immediate, before the first `await`.
     async fn detached(&self, op: Pending) -> Result<(), Error> {
+        self.retire_locally(&op);
         let cache = self.clone();
         let task = async move { cache.invalidate_now(op).await };
         match tokio::runtime::Handle::try_current() {
@@ -69,22 +71,29 @@ impl Cache {
         }
     }
 
+    /// The synchronous part of an invalidation in this process: entries of the key, namespace
+    /// or cache stop being served at once (memory: for good; tiered: until Redis is re-read).
+    fn retire_locally(&self, op: &Pending) {
+        let inner = &*self.inner;
+        match op {
+            Pending::Key(key) => inner.key_epochs.bump(key),
+            Pending::Namespace(name) if inner.remote.is_none() => {
+                self.namespace(name).generation.bump();
+            }
+            Pending::Namespace(name) => self.namespace(name).generation.forget(),
+            Pending::All if inner.remote.is_none() => {
+                inner.all_gen.bump();
+            }
+            Pending::All => crate::tiered::distrust_generations(inner),
+        }
+    }
+
     async fn invalidate_now(&self, op: Pending) -> Result<(), Error> {
         let inner = &*self.inner;
         if inner.remote.is_none() {
-            match &op {
-                Pending::Key(key) => {
-                    inner.key_epochs.bump(key);
-                    if let Some(local) = &inner.local {
-                        local.remove(key).await;
-                    }
-                }
-                Pending::Namespace(name) => {
-                    self.namespace(name).generation.bump();
-                }
-                Pending::All => {
-                    inner.all_gen.bump();
-                }
+            // Already retired (`retire_locally`); free the memory of a removed key.
+            if let (Pending::Key(key), Some(local)) = (&op, &inner.local) {
+                local.remove(key).await;
             }
             return Ok(());
         }

@@ -39,7 +39,7 @@ impl Cache {
             all: inner.all_gen.get()?,
         };
         let entry = local.get(key).await?;
-        if entry.gens != gens {
+        if entry.gens != gens || !inner.key_epochs.is_current(entry.ticket) {
             return None;
         }
         let value = entry.value.downcast_ref::<T>()?.clone();
@@ -65,6 +65,7 @@ impl Cache {
             let gens = Gens { namespace, all };
             if let Some(entry) = local.get(key).await
                 && entry.gens == gens
+                && inner.key_epochs.is_current(entry.ticket)
                 && let Some(value) = entry.value.downcast_ref::<T>()
             {
                 let meta = EntryMeta {
@@ -179,6 +180,7 @@ impl Cache {
         let entry = Entry {
             value: Arc::new(value.clone()),
             gens,
+            ticket,
             namespace: ctx.namespace.clone(),
             ttl,
             expires_at: crate::backend::memory::deadline(ttl),

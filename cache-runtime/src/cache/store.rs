@@ -128,6 +128,7 @@ impl Cache {
             let entry = Entry {
                 value: shared.unwrap_or_else(|| Arc::new(value.clone())),
                 gens,
+                ticket: ticket.unwrap_or_else(|| inner.key_epochs.ticket(key)),
                 namespace: ns.clone(),
                 ttl: ctx.ttl,
                 expires_at: crate::backend::memory::deadline(ctx.ttl),

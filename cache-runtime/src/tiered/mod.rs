@@ -283,6 +283,13 @@ pub(crate) fn start(cache: &Cache) {
     tokio::spawn(subscriber::watchdog(weak));
 }
 
+/// Retires everything this process holds for the whole cache (an invalidation of everything
+/// starting here): no L1 fill begun before lands, and the cache generation is re-read.
+pub(crate) fn distrust_generations(inner: &Inner) {
+    inner.bus.fence.fetch_add(1, SeqCst);
+    inner.all_gen.forget();
+}
+
 /// Flushes the L1 and forgets cached generations: nothing in it can be trusted any more.
 fn distrust(inner: &Inner) {
     inner.bus.fence.fetch_add(1, SeqCst);
