@@ -189,7 +189,7 @@ async fn manual_entries_and_generations_do_not_share_keys_on_redis() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    // Before namespaces were escaped, the entry above was `cache:__gen:{tag}:1`: the
+    // Before keys named their key space, the entry above was `cache:__gen:{tag}:1`: the
     // generation key of this namespace.
     let lookalike = format!("{}:1", cache_runtime::key::type_tag::<String>());
     cache.invalidate_namespace(&lookalike).await.unwrap();
