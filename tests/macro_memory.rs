@@ -265,74 +265,79 @@ async fn a_key_expression_replaces_the_default_key() {
 
 /// Three deployments of one function: the old code, the new code with a new value shape
 /// (`version = 2`), and the old code again without a bump, which shares the old entries.
-mod profile_v0 {
-    use super::*;
-    #[cached(namespace = "t_version")]
-    pub async fn profile(id: u64) -> String {
-        format!("v0 shape {id}")
-    }
-}
-mod profile_v2 {
-    use super::*;
-    #[cached(namespace = "t_version", version = 2)]
-    pub async fn profile(id: u64) -> String {
-        format!("v2 shape {id}")
-    }
-}
-mod profile_v0_again {
-    use super::*;
-    #[cached(namespace = "t_version")]
-    pub async fn profile(id: u64) -> String {
-        format!("v0 again {id}")
+/// The key names a function by its path, so the three are declared in sibling blocks of one
+/// function, where they have the same path, as one function has in successive builds.
+async fn profile(deployment: u8, id: u64) -> String {
+    match deployment {
+        0 => {
+            #[cached(namespace = "t_version")]
+            async fn profile(id: u64) -> String {
+                format!("v0 shape {id}")
+            }
+            profile(id).await
+        }
+        2 => {
+            #[cached(namespace = "t_version", version = 2)]
+            async fn profile(id: u64) -> String {
+                format!("v2 shape {id}")
+            }
+            profile(id).await
+        }
+        _ => {
+            #[cached(namespace = "t_version")]
+            async fn profile(id: u64) -> String {
+                format!("v0 again {id}")
+            }
+            profile(id).await
+        }
     }
 }
 
 #[tokio::test]
 async fn a_version_bump_retires_old_entries() {
     setup().await;
-    assert_eq!(profile_v0::profile(1).await, "v0 shape 1");
+    assert_eq!(profile(0, 1).await, "v0 shape 1");
+    assert_eq!(profile(2, 1).await, "v2 shape 1", "v2 ignores v0 entries");
     assert_eq!(
-        profile_v2::profile(1).await,
-        "v2 shape 1",
-        "v2 ignores v0 entries"
-    );
-    assert_eq!(
-        profile_v0_again::profile(1).await,
+        profile(1, 1).await,
         "v0 shape 1",
         "without a bump, the same function in another build shares the entries"
     );
 }
 
-/// The same function name and namespace with a changed return type.
-mod item_u32 {
-    use super::*;
-    pub static RUNS: AtomicUsize = AtomicUsize::new(0);
-    #[cached(namespace = "t_type")]
-    pub async fn item(id: u64) -> u32 {
-        RUNS.fetch_add(1, SeqCst);
-        id as u32
-    }
-}
-mod item_string {
-    use super::*;
-    pub static RUNS: AtomicUsize = AtomicUsize::new(0);
-    #[cached(namespace = "t_type")]
-    pub async fn item(id: u64) -> String {
-        RUNS.fetch_add(1, SeqCst);
-        format!("item {id}")
+static ITEM_U32_RUNS: AtomicUsize = AtomicUsize::new(0);
+static ITEM_STRING_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+/// One function before and after its return type changed (declared in sibling blocks, where
+/// they have the same path, as in successive builds; see `profile`).
+async fn item(new_type: bool, id: u64) -> String {
+    if new_type {
+        #[cached(namespace = "t_type")]
+        async fn item(id: u64) -> String {
+            ITEM_STRING_RUNS.fetch_add(1, SeqCst);
+            format!("item {id}")
+        }
+        item(id).await
+    } else {
+        #[cached(namespace = "t_type")]
+        async fn item(id: u64) -> u32 {
+            ITEM_U32_RUNS.fetch_add(1, SeqCst);
+            id as u32
+        }
+        item(id).await.to_string()
     }
 }
 
 #[tokio::test]
 async fn a_changed_return_type_gets_its_own_key() {
     setup().await;
-    assert_eq!(item_u32::item(5).await, 5);
-    assert_eq!(item_string::item(5).await, "item 5");
+    assert_eq!(item(false, 5).await, "5");
+    assert_eq!(item(true, 5).await, "item 5");
     // Both are still there: had they shared a key, the second store would have replaced the
     // first entry and the next u32 call would miss.
-    assert_eq!(item_u32::item(5).await, 5);
-    assert_eq!(item_string::item(5).await, "item 5");
-    assert_eq!((runs(&item_u32::RUNS), runs(&item_string::RUNS)), (1, 1));
+    assert_eq!(item(false, 5).await, "5");
+    assert_eq!(item(true, 5).await, "item 5");
+    assert_eq!((runs(&ITEM_U32_RUNS), runs(&ITEM_STRING_RUNS)), (1, 1));
     let s = ns_stats("t_type").await;
     assert_eq!((s.hits, s.misses), (2, 2));
 }

@@ -266,7 +266,7 @@ async fn namespace_invalidation_is_seen_by_another_instance(servers: Servers) {
     a.set("other", &0, &"other".to_string(), None)
         .await
         .unwrap();
-    let spread = servers.keys_per_node("cache:user:*").await;
+    let spread = servers.keys_per_node("cache:manual:user:*").await;
     assert_eq!(spread.iter().sum::<usize>(), n as usize);
     if matches!(servers, Servers::Cluster(_)) {
         assert!(
@@ -290,7 +290,7 @@ async fn namespace_invalidation_is_seen_by_another_instance(servers: Servers) {
     // O(1): the entries are retired by the generation, not deleted one by one.
     assert_eq!(
         servers
-            .keys_per_node("cache:user:*")
+            .keys_per_node("cache:manual:user:*")
             .await
             .iter()
             .sum::<usize>(),
@@ -633,7 +633,7 @@ async fn cached_functions_on_a_redis_global() {
         .await
         .unwrap();
     let keys: Vec<String> = redis::cmd("KEYS")
-        .arg("cache:global:double:*")
+        .arg("cache:fn:global:redis.double:*")
         .query_async(&mut raw)
         .await
         .unwrap();

@@ -212,7 +212,7 @@ async fn an_l1_entry_never_outlives_its_redis_entry() {
             .unwrap();
         assert_eq!(b.get::<String>(&ns, &id).await.as_deref(), Some("v"));
         let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("t:{ns}:*"))
+            .arg(format!("t:manual:{ns}:*"))
             .query_async(&mut conn)
             .await
             .unwrap();

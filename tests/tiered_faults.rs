@@ -60,7 +60,7 @@ async fn redis_holds_old(server: &RedisServer) -> bool {
         .await
         .unwrap();
     let keys: Vec<String> = redis::cmd("KEYS")
-        .arg("f:item:*")
+        .arg("f:manual:item:*")
         .query_async(&mut conn)
         .await
         .unwrap();

@@ -2,6 +2,7 @@
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
+use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::visit::Visit;
 use syn::{FnArg, Ident, ItemFn, Pat, ReturnType, Type};
@@ -122,9 +123,11 @@ fn contains_impl_trait(ty: &Type) -> bool {
     f.0
 }
 
-/// The `static` site of a function.
+/// The `static` site of a function, and the nested `fn __cache_site` whose type name tells the
+/// runtime where the function is declared (module, `impl` type, trait): part of its key.
 pub(crate) fn site(item: &ItemFn, opts: &Options) -> TokenStream {
     let fname = item.sig.ident.to_string();
+    let function = item.sig.ident.unraw().to_string();
     let namespace = match &opts.namespace {
         Some(ns) => quote!(#ns),
         None => quote!(::core::concat!(::core::module_path!(), "::", #fname)),
@@ -136,10 +139,14 @@ pub(crate) fn site(item: &ItemFn, opts: &Options) -> TokenStream {
     };
     let generic = item.sig.generics.type_params().next().is_some();
     quote! {
+        fn __cache_site() -> &'static str {
+            ::core::any::type_name_of_val(&__cache_site)
+        }
         static __CACHE_SITE: ::cache_runtime::__private::Site =
             ::cache_runtime::__private::Site::new(::cache_runtime::__private::SiteSpec {
                 namespace: #namespace,
-                function: #fname,
+                function: #function,
+                locate: __cache_site,
                 version: #version,
                 ttl_secs: #ttl,
                 generic: #generic,

@@ -59,6 +59,10 @@ pub struct SiteSpec {
     pub namespace: &'static str,
     /// The function's name.
     pub function: &'static str,
+    /// The [`std::any::type_name_of_val`] of an item nested in the function (or in its
+    /// `_invalidate` companion): where the function is declared, for its key (see
+    /// [`key::function_identity`]). Called once per site.
+    pub locate: fn() -> &'static str,
     /// `version = N`.
     pub version: u32,
     /// `expire = N` seconds; `None` = no TTL.
@@ -76,6 +80,9 @@ pub struct Site {
 struct SiteState {
     cache: &'static Cache,
     namespace: Arc<Namespace>,
+    /// The fixed part of this function's keys before the type tag (see
+    /// [`key::function_stem`]): the full path is found once, here, never per call.
+    stem: String,
     /// The key head and type tag of the value type first seen here. A site inside a generic
     /// `impl` (or returning `Self`) can see several value types: others build their own head.
     head: OnceLock<(String, [u8; 4], TypeId)>,
@@ -111,6 +118,12 @@ impl Site {
         Some(self.state.get_or_init(|| SiteState {
             cache,
             namespace: cache.namespace(self.spec.namespace),
+            stem: key::function_stem(
+                &cache.config().prefix,
+                self.spec.namespace,
+                &key::function_identity((self.spec.locate)(), self.spec.function),
+                self.spec.version,
+            ),
             head: OnceLock::new(),
         }))
     }
@@ -121,14 +134,7 @@ impl Site {
 
     fn make_head<V: 'static>(&self, state: &SiteState) -> (String, [u8; 4], TypeId) {
         let tag = type_tag_bytes::<V>();
-        let prefix = &state.cache.config().prefix;
-        let head = key::function_head(
-            prefix,
-            self.spec.namespace,
-            self.spec.function,
-            self.spec.version,
-            &key::hex(&tag),
-        );
+        let head = key::function_head(&state.stem, &key::hex(&tag));
         (head, tag, TypeId::of::<V>())
     }
 }

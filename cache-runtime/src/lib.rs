@@ -105,8 +105,12 @@
 //! takes over.
 //!
 //! # Keys
-//! `{prefix}:{namespace}:{function}:v{version}:{type}:{arguments as JSON}`, readable in
-//! `redis-cli`, stable across processes and builds, hashed when long; see [`key`].
+//! `{prefix}:fn:{namespace}:{function path}:v{version}:{type}:{arguments as JSON}`, e.g.
+//! `cache:fn:user:my_app.users.get_user:v0:3b5a1dd4:[42]`: readable in `redis-cli`, stable
+//! across processes and builds, hashed when long; see [`key`]. The function path names the
+//! module and, for methods, the `impl` type and trait, so functions of one name never share
+//! entries. The manual API and cached handlers write to their own key spaces
+//! (`{prefix}:manual:…`, `{prefix}:http:…`), which no namespace string can reach.
 //!
 //! # Manual API
 //! [`Cache::get`], [`Cache::set`], [`Cache::delete`], [`Cache::get_or_insert_with`] for

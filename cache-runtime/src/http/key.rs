@@ -1,7 +1,8 @@
 //! The cache key of a request: method, path, query in canonical order, varied header values.
 //!
-//! `{prefix}:{namespace}:http:["GET","/items/1",[["a","1"],["b","2"]],[…vary values…]]`
-//! (hashed when long, like every key, see [`crate::key`]). HEAD uses GET's key: both are
+//! `{prefix}:http:{namespace}:["GET","/items/1",[["a","1"],["b","2"]],[…vary values…]]`
+//! (the namespace escaped and the request hashed when long, like every key, see
+//! [`crate::key`]). HEAD uses GET's key: both are
 //! answered from one entry.
 //!
 //! - The path is percent-decoded, except `%2F` (an encoded `/` is not a segment separator),
@@ -126,9 +127,10 @@ struct KeyParts<'a>(
     &'a [(String, String)],
 );
 
-/// The fixed part of the keys of `namespace`: `{prefix}:{namespace}:http:`.
+/// The fixed part of the keys of `namespace`: `{prefix}:http:{namespace}:` (the namespace
+/// escaped by [`crate::key::segment`]).
 pub fn head(prefix: &str, namespace: &str) -> String {
-    format!("{prefix}:{namespace}:http:")
+    crate::key::http_head(prefix, namespace)
 }
 
 /// The key of `GET path?query` with these varied values, in `namespace`.
@@ -171,7 +173,7 @@ mod tests {
         assert_ne!(k("/x", Some("a=1")), k("/x", Some("a=2")));
         assert_ne!(k("/x", Some("a=1&a=2")), k("/x", Some("a=2&a=1")));
         assert_ne!(k("/x", Some("a=1")), k("/x", None));
-        assert_eq!(k("/x", None), r#"cache:ns:http:["GET","/x",[],[]]"#);
+        assert_eq!(k("/x", None), r#"cache:http:ns:["GET","/x",[],[]]"#);
     }
 
     #[test]
