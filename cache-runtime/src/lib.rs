@@ -120,6 +120,7 @@
 #![warn(missing_docs)]
 
 mod backend;
+mod background;
 mod cache;
 pub mod codec;
 mod config;

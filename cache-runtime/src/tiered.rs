@@ -295,7 +295,7 @@ fn spawn_recovery(cache: &Cache) {
     if cache.inner.bus.recovering.swap(true, SeqCst) {
         return;
     }
-    tokio::spawn(recover(Arc::downgrade(&cache.inner)));
+    crate::background::spawn(recover(Arc::downgrade(&cache.inner)));
 }
 
 /// Re-applies pending invalidations, oldest first, until none is left.
@@ -332,9 +332,9 @@ pub(crate) fn start(cache: &Cache) {
     if !cache.inner.bus.tiered || cache.inner.remote.is_none() {
         return;
     }
-    tokio::spawn(subscriber(Arc::downgrade(&cache.inner)));
-    tokio::spawn(heartbeat(Arc::downgrade(&cache.inner)));
-    tokio::spawn(watchdog(Arc::downgrade(&cache.inner)));
+    crate::background::spawn(subscriber(Arc::downgrade(&cache.inner)));
+    crate::background::spawn(heartbeat(Arc::downgrade(&cache.inner)));
+    crate::background::spawn(watchdog(Arc::downgrade(&cache.inner)));
 }
 
 /// Flushes the L1 and forgets cached generations: nothing in it can be trusted any more.

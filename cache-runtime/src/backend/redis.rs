@@ -1,8 +1,9 @@
-//! The Redis store: single node (`ConnectionManager`) or Cluster (async cluster client).
+//! The Redis store: single node ([`super::single`]) or Cluster (async cluster client).
 //!
 //! One multiplexed, auto-reconnecting connection set per cache instance, made once at
 //! [`crate::Cache::new`] without waiting for the server (it connects in the background, so an
-//! app starts even while Redis is down). Every call has a timeout and goes through a
+//! app starts even while Redis is down). Connections are made and driven on the library's
+//! [background runtime](crate::background), so they outlive the runtime that built the cache. Every call has a timeout and goes through a
 //! [circuit breaker](super::breaker); a failure is reported to the caller, which fails open.
 //!
 //! A lookup is one `MGET` of the entry and the two generation keys (its namespace's and the
@@ -13,18 +14,20 @@ use std::hash::{BuildHasher, RandomState};
 use std::io::Write as _;
 use std::time::Duration;
 
-use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::AsyncConnectionConfig;
+use redis::aio::ConnectionLike;
 use redis::cluster::{ClusterClient, ClusterConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, FromRedisValue, RedisWrite, ToRedisArgs, Value};
 
 use super::breaker::Breaker;
+use super::single::Single;
 use crate::namespace::Gens;
 use crate::{Config, Error};
 
 #[derive(Clone)]
 enum Conn {
-    Single(ConnectionManager),
+    Single(Single),
     Cluster(ClusterConnection),
 }
 
@@ -80,15 +83,13 @@ impl RedisStore {
         let (conn, pubsub_urls) = match &config.backend {
             crate::config::Backend::Redis(url) => {
                 let client = open_client(url)?;
-                let manager_config = ConnectionManagerConfig::new()
+                let connection_config = AsyncConnectionConfig::new()
                     .set_connection_timeout(Some(config.connect_timeout))
                     // Every call is already bounded by our own timeout; a second timer per
                     // request inside redis-rs costs throughput for nothing.
-                    .set_response_timeout(None)
-                    .set_number_of_retries(2)
-                    .set_max_delay(Duration::from_millis(500));
-                let manager = ConnectionManager::new_lazy_with_config(client, manager_config)?;
-                (Conn::Single(manager), vec![url.clone()])
+                    .set_response_timeout(None);
+                let single = Single::new(client, connection_config, config.connect_timeout);
+                (Conn::Single(single), vec![url.clone()])
             }
             crate::config::Backend::Cluster(urls) => {
                 for url in urls {
@@ -99,7 +100,11 @@ impl RedisStore {
                 let cluster_config = ClusterConfig::new()
                     .set_connection_timeout(config.connect_timeout)
                     .set_response_timeout(config.timeout * 4);
-                let conn = client.get_pending_async_connection_with_config(cluster_config);
+                // Its driver task (which also makes every node connection) must live on the
+                // background runtime, not on the caller's.
+                let conn = crate::background::enter(|| {
+                    client.get_pending_async_connection_with_config(cluster_config)
+                });
                 (Conn::Cluster(conn), urls.clone())
             }
             crate::config::Backend::Memory => {
@@ -118,10 +123,15 @@ impl RedisStore {
 
     /// Starts connecting in the background (the first call would connect anyway).
     pub(crate) fn warm_up(&self) {
-        let mut conn = self.conn.clone();
-        tokio::spawn(async move {
-            let _ = redis::cmd("PING").query_async::<Value>(&mut conn).await;
-        });
+        match &self.conn {
+            Conn::Single(single) => single.start_connecting(),
+            Conn::Cluster(cluster) => {
+                let mut conn = cluster.clone();
+                crate::background::spawn(async move {
+                    let _ = redis::cmd("PING").query_async::<Value>(&mut conn).await;
+                });
+            }
+        }
     }
 
     /// Whether the circuit breaker is open (Redis is being skipped).
