@@ -338,7 +338,7 @@ pub(crate) fn start(cache: &Cache) {
 }
 
 /// Flushes the L1 and forgets cached generations: nothing in it can be trusted any more.
-fn distrust(inner: &Inner) {
+pub(crate) fn distrust(inner: &Inner) {
     inner.bus.fence.fetch_add(1, SeqCst);
     if let Some(local) = &inner.local {
         local.clear();

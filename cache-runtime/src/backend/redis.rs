@@ -21,9 +21,11 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, FromRedisValue, RedisWrite, ToRedisArgs, Value};
 
 use super::breaker::Breaker;
+use super::incarnation::Incarnation;
 use super::single::Single;
 use crate::namespace::Gens;
 use crate::{Config, Error};
+use std::sync::Arc;
 
 #[derive(Clone)]
 enum Conn {
@@ -46,6 +48,8 @@ pub(crate) struct RedisStore {
     all_gen_key: String,
     /// URLs a pub/sub connection can be opened to (the node, or every cluster seed).
     pub(crate) pubsub_urls: Vec<String>,
+    /// Restart and failover detection (single node).
+    pub(crate) incarnation: Arc<Incarnation>,
 }
 
 fn invalid_url(url: &str, e: impl std::fmt::Display) -> Error {
@@ -80,6 +84,7 @@ fn open_client(url: &str) -> Result<redis::Client, Error> {
 impl RedisStore {
     /// Validates the URLs and sets up the connection without waiting for it.
     pub(crate) fn connect(config: &Config) -> Result<Self, Error> {
+        let incarnation = Arc::new(Incarnation::new(&config.prefix));
         let (conn, pubsub_urls) = match &config.backend {
             crate::config::Backend::Redis(url) => {
                 let client = open_client(url)?;
@@ -88,7 +93,12 @@ impl RedisStore {
                     // Every call is already bounded by our own timeout; a second timer per
                     // request inside redis-rs costs throughput for nothing.
                     .set_response_timeout(None);
-                let single = Single::new(client, connection_config, config.connect_timeout);
+                let single = Single::new(
+                    client,
+                    connection_config,
+                    config.connect_timeout,
+                    incarnation.clone(),
+                );
                 (Conn::Single(single), vec![url.clone()])
             }
             crate::config::Backend::Cluster(urls) => {
@@ -118,6 +128,7 @@ impl RedisStore {
             gen_prefix: format!("{}:__gen:", config.prefix),
             all_gen_key: format!("{}:__gen", config.prefix),
             pubsub_urls,
+            incarnation,
         })
     }
 
@@ -319,7 +330,7 @@ pub(crate) enum Target<'a> {
 }
 
 /// A fresh random generation, never 0 (0 stands for "no generation key").
-fn new_generation() -> u64 {
+pub(crate) fn new_generation() -> u64 {
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     RandomState::new().hash_one((crate::warn::now_ms(), n, std::process::id())) | 1

@@ -9,9 +9,10 @@
 //! straight through it (no thread hop). When there is none yet, it waits (bounded by the
 //! caller's own timeout) for the background task that makes it.
 //!
-//! A request failing with a transport error retires the connection it used and starts a
-//! reconnection in the background, with exponential backoff (50 ms to 500 ms) while the
-//! server cannot be reached.
+//! A request failing with a transport error (or `READONLY`: the server was demoted) retires the
+//! connection it used and starts a reconnection in the background, with exponential backoff
+//! (50 ms to 500 ms) while the server cannot be reached. A new connection is published only
+//! after its [incarnation check](super::incarnation) has passed.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, RwLock, Weak};
@@ -21,6 +22,7 @@ use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::{AsyncConnectionConfig, Cmd, RedisError, RedisResult, Value};
 use tokio::sync::watch;
 
+use super::incarnation::{Failed, Incarnation};
 use crate::warn::warn_limited;
 
 const MIN_BACKOFF: Duration = Duration::from_millis(50);
@@ -36,6 +38,7 @@ struct Shared {
     client: redis::Client,
     config: AsyncConnectionConfig,
     connect_timeout: Duration,
+    incarnation: Arc<Incarnation>,
     /// The connection in use and its id; `None` while (re)connecting.
     current: RwLock<Option<(u64, MultiplexedConnection)>>,
     next_id: AtomicU64,
@@ -51,12 +54,14 @@ impl Single {
         client: redis::Client,
         config: AsyncConnectionConfig,
         connect_timeout: Duration,
+        incarnation: Arc<Incarnation>,
     ) -> Self {
         Self {
             shared: Arc::new(Shared {
                 client,
                 config,
                 connect_timeout,
+                incarnation,
                 current: RwLock::new(None),
                 next_id: AtomicU64::new(1),
                 connecting: AtomicBool::new(false),
@@ -115,7 +120,10 @@ impl Single {
 
     fn after(&self, id: u64, error: Option<&RedisError>) {
         if let Some(e) = error
-            && (e.is_unrecoverable_error() || e.is_io_error() || e.is_connection_dropped())
+            && (e.is_unrecoverable_error()
+                || e.is_io_error()
+                || e.is_connection_dropped()
+                || e.code() == Some("READONLY"))
         {
             self.retire(id);
         }
@@ -129,10 +137,7 @@ async fn connect(weak: Weak<Shared>) {
     loop {
         {
             let Some(shared) = weak.upgrade() else { return };
-            let attempt = shared
-                .client
-                .get_multiplexed_async_connection_with_config(&shared.config);
-            match tokio::time::timeout(shared.connect_timeout, attempt).await {
+            match tokio::time::timeout(shared.connect_timeout, open(&shared)).await {
                 Ok(Ok(conn)) => {
                     let id = shared.next_id.fetch_add(1, SeqCst);
                     // Cleared before publishing: a failure of the new connection must be able
@@ -148,6 +153,18 @@ async fn connect(weak: Weak<Shared>) {
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// Connects and checks the server's incarnation.
+async fn open(shared: &Shared) -> RedisResult<MultiplexedConnection> {
+    let mut conn = shared
+        .client
+        .get_multiplexed_async_connection_with_config(&shared.config)
+        .await?;
+    match shared.incarnation.check(&mut conn).await {
+        Ok(()) | Err(Failed::Unverifiable) => Ok(conn),
+        Err(Failed::Retry(e)) => Err(e),
     }
 }
 
