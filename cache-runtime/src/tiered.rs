@@ -17,7 +17,7 @@
 //! cr1|<source id, 16 hex>|<unix ms>|K|<key>        a key was written or deleted
 //! cr1|<source id>|<unix ms>|N|<namespace>           a namespace was invalidated
 //! cr1|<source id>|<unix ms>|A|                      the whole cache was invalidated
-//! cr1|<source id>|<unix ms>|H|<sequence>            heartbeat
+//! cr1|<source id>|<monotonic ms>|H|<sequence>       heartbeat (the sender's own clock)
 //! ```
 //!
 //! Every process drops the affected L1 entries (and forgets the namespace's generation, which it
@@ -76,7 +76,7 @@ use crate::Error;
 use crate::backend::redis::Target;
 use crate::cache::{Cache, Inner};
 use crate::stats::Counters;
-use crate::warn::{now_ms, warn_limited};
+use crate::warn::{mono_ms, now_ms, warn_limited};
 
 const VERSION: &str = "cr1";
 /// How often the recovery task retries at most (it is also woken by the bus).
@@ -98,7 +98,7 @@ pub(crate) struct Bus {
     source: u64,
     healthy: AtomicBool,
     subscribed: AtomicBool,
-    /// Send time (unix ms, our own clock) of the latest own heartbeat that came back.
+    /// Send time ([`mono_ms`]) of the latest own heartbeat that came back.
     last_echo_ms: AtomicU64,
     heartbeat_seq: AtomicU64,
     /// Bumped whenever the L1 stops being trustworthy: a fill whose read began before must
@@ -349,11 +349,17 @@ pub(crate) fn distrust(inner: &Inner) {
     }
 }
 
+/// Whether an own heartbeat sent at `echo_ms` and seen back is recent enough at `now_ms`; both
+/// are [`mono_ms`] readings of this process (another process's timestamps are never compared).
+fn is_fresh(now_ms: u64, echo_ms: u64, window_ms: u64) -> bool {
+    echo_ms != 0 && now_ms.saturating_sub(echo_ms) <= window_ms
+}
+
 /// Re-evaluates whether the L1 may be used.
 fn evaluate(inner: &Inner) {
     let bus = &inner.bus;
     let window = silence_window(&inner.config).as_millis() as u64;
-    let fresh = now_ms().saturating_sub(bus.last_echo_ms.load(SeqCst)) <= window;
+    let fresh = is_fresh(mono_ms(), bus.last_echo_ms.load(SeqCst), window);
     let up = bus.subscribed.load(SeqCst) && fresh;
     if up && !bus.healthy.load(SeqCst) {
         // Flush first: anything read before this point may have missed a message.
@@ -370,7 +376,7 @@ fn evaluate(inner: &Inner) {
 async fn send_heartbeat(inner: &Inner) {
     let Some(remote) = &inner.remote else { return };
     let seq = inner.bus.heartbeat_seq.fetch_add(1, SeqCst);
-    let msg = format!("{VERSION}|{:016x}|{}|H|{seq}", inner.bus.source, now_ms());
+    let msg = format!("{VERSION}|{:016x}|{}|H|{seq}", inner.bus.source, mono_ms());
     let _ = remote.publish(&channel(inner), msg.as_bytes()).await;
 }
 
@@ -433,20 +439,51 @@ async fn subscriber(weak: Weak<Inner>) {
                     inner.bus.subscribed.store(true, SeqCst);
                     send_heartbeat(&inner).await;
                 }
-                let mut stream = pubsub.into_on_message();
-                while let Some(msg) = stream.next().await {
-                    let Some(inner) = weak.upgrade() else { return };
-                    handle(&inner, msg.get_payload_bytes()).await;
+                if !listen(&weak, pubsub.into_on_message()).await {
+                    return;
                 }
                 let Some(inner) = weak.upgrade() else { return };
                 inner.bus.subscribed.store(false, SeqCst);
                 evaluate(&inner);
-                warn_limited!("invalidation bus subscription dropped; resubscribing");
+                warn_limited!("invalidation bus subscription dropped or silent; resubscribing");
             }
             None => {
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(1));
             }
+        }
+    }
+}
+
+/// Handles messages until the subscription ends or falls silent: none of our own heartbeats
+/// came back through it for longer than the silence window (a peer that vanished without a
+/// reset, a black-holed route). Returns `false` when the cache is gone.
+async fn listen(
+    weak: &Weak<Inner>,
+    mut stream: impl futures_util::Stream<Item = redis::Msg> + Unpin,
+) -> bool {
+    let since = mono_ms();
+    loop {
+        let period = {
+            let Some(inner) = weak.upgrade() else {
+                return false;
+            };
+            let window = silence_window(&inner.config).as_millis() as u64;
+            let echo = inner.bus.last_echo_ms.load(SeqCst).max(since);
+            if !is_fresh(mono_ms(), echo, window) {
+                return true;
+            }
+            watchdog_period(&inner.config).max(Duration::from_millis(1))
+        };
+        match tokio::time::timeout(period, stream.next()).await {
+            Ok(Some(msg)) => {
+                let Some(inner) = weak.upgrade() else {
+                    return false;
+                };
+                handle(&inner, msg.get_payload_bytes()).await;
+            }
+            Ok(None) => return true,
+            Err(_) => {}
         }
     }
 }
@@ -489,5 +526,20 @@ async fn handle(inner: &Inner, payload: &[u8]) {
             warn_limited!(kind, "bus message of an unknown kind; flushing the L1");
             distrust(inner);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_fresh;
+
+    #[test]
+    fn freshness_uses_own_monotonic_instants() {
+        assert!(!is_fresh(5_000, 0, 1_150), "never echoed: not fresh");
+        assert!(is_fresh(5_000, 4_000, 1_150));
+        assert!(is_fresh(5_000, 3_850, 1_150), "the bound is inclusive");
+        assert!(!is_fresh(5_000, 3_849, 1_150));
+        // An echo stamped after `now` (read in the other order by two threads) is fresh.
+        assert!(is_fresh(5_000, 5_010, 1_150));
     }
 }

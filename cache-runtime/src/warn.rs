@@ -11,6 +11,14 @@ pub(crate) fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// Milliseconds on this process's monotonic clock (never 0, never going back): for durations
+/// measured inside one process, which a wall-clock step must not distort.
+pub(crate) fn mono_ms() -> u64 {
+    static EPOCH: std::sync::LazyLock<std::time::Instant> =
+        std::sync::LazyLock::new(std::time::Instant::now);
+    EPOCH.elapsed().as_millis() as u64 + 1
+}
+
 /// At most one warning per `interval_ms` for one call site.
 pub(crate) struct RateLimit {
     last_ms: AtomicU64,

@@ -63,7 +63,23 @@ fn invalid_url(url: &str, e: impl std::fmt::Display) -> Error {
     }
 }
 
-fn open_client(url: &str) -> Result<redis::Client, Error> {
+/// TCP keepalive on every connection: a peer that vanished without a reset (a crashed host,
+/// a dropped route) is noticed within about 5 s + 3 × 1 s instead of the system default
+/// (2 hours on Linux), and unacknowledged writes give up after 10 s.
+pub(crate) fn tcp_settings(base: &redis::io::tcp::TcpSettings) -> redis::io::tcp::TcpSettings {
+    use redis::io::tcp::socket2::TcpKeepalive;
+    let keepalive = TcpKeepalive::new()
+        .with_time(Duration::from_secs(5))
+        .with_interval(Duration::from_secs(1))
+        .with_retries(3);
+    let settings = base.clone().set_keepalive(keepalive);
+    #[cfg(target_os = "linux")]
+    let settings = settings.set_user_timeout(Duration::from_secs(10));
+    settings
+}
+
+/// A client for `url`, with [`tcp_settings`].
+pub(crate) fn open_client(url: &str) -> Result<redis::Client, Error> {
     if !(url.starts_with("redis://")
         || url.starts_with("rediss://")
         || url.starts_with("redis+unix://")
@@ -74,7 +90,11 @@ fn open_client(url: &str) -> Result<redis::Client, Error> {
             "expected redis://, rediss:// or unix:// URL",
         ));
     }
-    let client = redis::Client::open(url).map_err(|e| invalid_url(url, e))?;
+    let info =
+        redis::IntoConnectionInfo::into_connection_info(url).map_err(|e| invalid_url(url, e))?;
+    let settings = tcp_settings(info.tcp_settings());
+    let client =
+        redis::Client::open(info.set_tcp_settings(settings)).map_err(|e| invalid_url(url, e))?;
     if client.get_connection_info().redis_settings().db() < 0 {
         return Err(invalid_url(url, "the database number must not be negative"));
     }
@@ -105,7 +125,9 @@ impl RedisStore {
                 for url in urls {
                     open_client(url)?;
                 }
-                let client = ClusterClient::new(urls.clone())
+                let client = ClusterClient::builder(urls.clone())
+                    .tcp_settings(tcp_settings(&Default::default()))
+                    .build()
                     .map_err(|e| invalid_url(&urls.join(","), e))?;
                 let cluster_config = ClusterConfig::new()
                     .set_connection_timeout(config.connect_timeout)
