@@ -38,7 +38,7 @@
 //! |---|---|
 //! | bus up | the delivery delay of one pub/sub message: well under a millisecond on loopback (see `BENCHMARKS.md`); never more than `S` |
 //! | subscription dropped (Redis killed, connection reset) | none once the drop is seen: the L1 is flushed at once and bypassed, reads go to Redis |
-//! | bus silent without a drop (Redis paused, network black hole) | at most `S` after the last message that got through; then the L1 is flushed and bypassed |
+//! | bus silent without a drop (Redis paused, network black hole) | at most `S` after the last message that got through; then the L1 is flushed and bypassed, and the subscription is rebuilt on a new connection |
 //! | bus back (resubscribed automatically) | the L1 is flushed once more (messages may have been missed), then used again |
 //!
 //! # Writes and invalidations that cannot reach Redis
