@@ -75,7 +75,11 @@ async fn pump(
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };
-        if from_client && buf[..n].windows(9).any(|w| w.eq_ignore_ascii_case(b"SUBSCRIBE")) {
+        if from_client
+            && buf[..n]
+                .windows(9)
+                .any(|w| w.eq_ignore_ascii_case(b"SUBSCRIBE"))
+        {
             subscriber.store(true, SeqCst);
         }
         if subscriber.load(SeqCst) && id < cut.load(SeqCst) {
@@ -112,7 +116,10 @@ async fn a_silent_subscription_is_rebuilt() {
 
         proxy.black_hole_subscribers();
         let bound = cache.staleness_bound();
-        wait_until("the L1 is turned off", bound * 3, async || !cache.bus_healthy()).await;
+        wait_until("the L1 is turned off", bound * 3, async || {
+            !cache.bus_healthy()
+        })
+        .await;
         // Rebuilt: the silence window (already past), a new connection and one heartbeat.
         let took = bus_up(&cache, bound * 2 + Duration::from_secs(2), "bus back").await;
         eprintln!("bus back {took:?} after the L1 was turned off");
@@ -129,7 +136,10 @@ async fn a_frozen_server_is_recovered_from_after_sigcont() {
         bus_up(&cache, Duration::from_secs(10), "bus up").await;
         server.pause();
         let bound = cache.staleness_bound();
-        wait_until("the L1 is turned off", bound * 3, async || !cache.bus_healthy()).await;
+        wait_until("the L1 is turned off", bound * 3, async || {
+            !cache.bus_healthy()
+        })
+        .await;
         // Long enough for the subscriber to give up on its subscription and retry.
         let frozen = Instant::now();
         wait_until("frozen for a while", bound * 4, async || {

@@ -104,6 +104,12 @@
 //! never hang; on an error each runs the body itself, on a panic or cancellation one of them
 //! takes over.
 //!
+//! # Runtimes
+//! A cache may be used from any tokio runtime, including after the runtime that built it is
+//! gone (a test suite where one `#[tokio::test]` calls [`init`] and others use it): its Redis
+//! connections and background tasks live on one thread the library starts on first use.
+//! Calls do not hop to that thread; they send through the connection's channels.
+//!
 //! # Keys
 //! `{prefix}:{namespace}:{function}:v{version}:{type}:{arguments as JSON}`, readable in
 //! `redis-cli`, stable across processes and builds, hashed when long; see [`key`].
