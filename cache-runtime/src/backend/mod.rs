@@ -2,6 +2,7 @@
 //! in an envelope, shared between processes, single node or Cluster).
 
 pub(crate) mod breaker;
+pub(crate) mod client;
 pub(crate) mod incarnation;
 pub(crate) mod memory;
 pub(crate) mod redis;
