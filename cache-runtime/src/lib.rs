@@ -104,6 +104,12 @@
 //! never hang; on an error each runs the body itself, on a panic or cancellation one of them
 //! takes over.
 //!
+//! # Runtimes
+//! A cache may be used from any tokio runtime, including after the runtime that built it is
+//! gone (a test suite where one `#[tokio::test]` calls [`init`] and others use it): its Redis
+//! connections and background tasks live on one thread the library starts on first use.
+//! Calls do not hop to that thread; they send through the connection's channels.
+//!
 //! # Keys
 //! `{prefix}:fn:{namespace}:{function path}:v{version}:{type}:{arguments as JSON}`, e.g.
 //! `cache:fn:user:my_app.users.get_user:v0:3b5a1dd4:[42]`: readable in `redis-cli`, stable
@@ -124,6 +130,7 @@
 #![warn(missing_docs)]
 
 mod backend;
+mod background;
 mod cache;
 pub mod codec;
 mod config;

@@ -2,6 +2,9 @@
 //! in an envelope, shared between processes, single node or Cluster).
 
 pub(crate) mod breaker;
+pub(crate) mod client;
+pub(crate) mod incarnation;
 pub(crate) mod lease;
 pub(crate) mod memory;
 pub(crate) mod redis;
+pub(crate) mod single;

@@ -1,8 +1,9 @@
-//! The Redis store: single node (`ConnectionManager`) or Cluster (async cluster client).
+//! The Redis store: single node ([`super::single`]) or Cluster (async cluster client).
 //!
 //! One multiplexed, auto-reconnecting connection set per cache instance, made once at
 //! [`crate::Cache::new`] without waiting for the server (it connects in the background, so an
-//! app starts even while Redis is down). Every call has a timeout and goes through a
+//! app starts even while Redis is down). Connections are made and driven on the library's
+//! [background runtime](crate::background), so they outlive the runtime that built the cache. Every call has a timeout and goes through a
 //! [circuit breaker](super::breaker); a failure is reported to the caller, which fails open.
 //!
 //! A lookup is one `MGET` of the entry and the two generation keys (its namespace's and the
@@ -13,18 +14,23 @@ use std::hash::{BuildHasher, RandomState};
 use std::io::Write as _;
 use std::time::Duration;
 
-use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::AsyncConnectionConfig;
+use redis::aio::ConnectionLike;
 use redis::cluster::{ClusterClient, ClusterConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, FromRedisValue, RedisWrite, ToRedisArgs, Value};
 
 use super::breaker::Breaker;
+use super::client::{invalid_url, open_client, tcp_settings};
+use super::incarnation::Incarnation;
+use super::single::Single;
 use crate::namespace::Gens;
 use crate::{Config, Error};
+use std::sync::Arc;
 
 #[derive(Clone)]
 enum Conn {
-    Single(ConnectionManager),
+    Single(Single),
     Cluster(ClusterConnection),
 }
 
@@ -43,63 +49,46 @@ pub(crate) struct RedisStore {
     all_gen_key: String,
     /// URLs a pub/sub connection can be opened to (the node, or every cluster seed).
     pub(crate) pubsub_urls: Vec<String>,
-}
-
-fn invalid_url(url: &str, e: impl std::fmt::Display) -> Error {
-    let mut reason = e.to_string();
-    if url.starts_with("rediss://") && !cfg!(feature = "tls") {
-        reason = "rediss:// needs the `tls` feature of cache-runtime".to_owned();
-    }
-    Error::InvalidUrl {
-        url: url.to_owned(),
-        reason,
-    }
-}
-
-fn open_client(url: &str) -> Result<redis::Client, Error> {
-    if !(url.starts_with("redis://")
-        || url.starts_with("rediss://")
-        || url.starts_with("redis+unix://")
-        || url.starts_with("unix://"))
-    {
-        return Err(invalid_url(
-            url,
-            "expected redis://, rediss:// or unix:// URL",
-        ));
-    }
-    let client = redis::Client::open(url).map_err(|e| invalid_url(url, e))?;
-    if client.get_connection_info().redis_settings().db() < 0 {
-        return Err(invalid_url(url, "the database number must not be negative"));
-    }
-    Ok(client)
+    /// Restart and failover detection (single node).
+    pub(crate) incarnation: Arc<Incarnation>,
 }
 
 impl RedisStore {
     /// Validates the URLs and sets up the connection without waiting for it.
     pub(crate) fn connect(config: &Config) -> Result<Self, Error> {
+        let incarnation = Arc::new(Incarnation::new(&config.prefix));
         let (conn, pubsub_urls) = match &config.backend {
             crate::config::Backend::Redis(url) => {
                 let client = open_client(url)?;
-                let manager_config = ConnectionManagerConfig::new()
+                let connection_config = AsyncConnectionConfig::new()
                     .set_connection_timeout(Some(config.connect_timeout))
                     // Every call is already bounded by our own timeout; a second timer per
                     // request inside redis-rs costs throughput for nothing.
-                    .set_response_timeout(None)
-                    .set_number_of_retries(2)
-                    .set_max_delay(Duration::from_millis(500));
-                let manager = ConnectionManager::new_lazy_with_config(client, manager_config)?;
-                (Conn::Single(manager), vec![url.clone()])
+                    .set_response_timeout(None);
+                let single = Single::new(
+                    client,
+                    connection_config,
+                    config.connect_timeout,
+                    incarnation.clone(),
+                );
+                (Conn::Single(single), vec![url.clone()])
             }
             crate::config::Backend::Cluster(urls) => {
                 for url in urls {
                     open_client(url)?;
                 }
-                let client = ClusterClient::new(urls.clone())
+                let client = ClusterClient::builder(urls.clone())
+                    .tcp_settings(tcp_settings(&Default::default()))
+                    .build()
                     .map_err(|e| invalid_url(&urls.join(","), e))?;
                 let cluster_config = ClusterConfig::new()
                     .set_connection_timeout(config.connect_timeout)
                     .set_response_timeout(config.timeout * 4);
-                let conn = client.get_pending_async_connection_with_config(cluster_config);
+                // Its driver task (which also makes every node connection) must live on the
+                // background runtime, not on the caller's.
+                let conn = crate::background::enter(|| {
+                    client.get_pending_async_connection_with_config(cluster_config)
+                });
                 (Conn::Cluster(conn), urls.clone())
             }
             crate::config::Backend::Memory => {
@@ -113,15 +102,21 @@ impl RedisStore {
             gen_prefix: format!("{}:__gen:", config.prefix),
             all_gen_key: format!("{}:__gen", config.prefix),
             pubsub_urls,
+            incarnation,
         })
     }
 
     /// Starts connecting in the background (the first call would connect anyway).
     pub(crate) fn warm_up(&self) {
-        let mut conn = self.conn.clone();
-        tokio::spawn(async move {
-            let _ = redis::cmd("PING").query_async::<Value>(&mut conn).await;
-        });
+        match &self.conn {
+            Conn::Single(single) => single.start_connecting(),
+            Conn::Cluster(cluster) => {
+                let mut conn = cluster.clone();
+                crate::background::spawn(async move {
+                    let _ = redis::cmd("PING").query_async::<Value>(&mut conn).await;
+                });
+            }
+        }
     }
 
     /// Whether the circuit breaker is open (Redis is being skipped).
@@ -313,7 +308,7 @@ pub(crate) enum Target<'a> {
 }
 
 /// A fresh random generation, never 0 (0 stands for "no generation key").
-fn new_generation() -> u64 {
+pub(crate) fn new_generation() -> u64 {
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     RandomState::new().hash_one((crate::warn::now_ms(), n, std::process::id())) | 1

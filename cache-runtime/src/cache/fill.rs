@@ -29,16 +29,16 @@ pub(crate) struct LeaseGuard {
     cache: Cache,
     key: String,
     token: LeaseToken,
-    renewal: Option<tokio::task::AbortHandle>,
+    renewal: tokio::task::AbortHandle,
     settled: bool,
 }
 
 impl LeaseGuard {
     fn new(cache: &Cache, key: &str, token: LeaseToken) -> Self {
         let term = cache.inner.config.fill_lease;
-        let renewal = tokio::runtime::Handle::try_current().ok().map(|rt| {
+        let renewal = {
             let (cache, key, token) = (cache.clone(), key.to_owned(), token.clone());
-            rt.spawn(async move {
+            crate::background::spawn(async move {
                 let mut every = tokio::time::interval(term / 2);
                 every.tick().await;
                 loop {
@@ -52,7 +52,7 @@ impl LeaseGuard {
                 }
             })
             .abort_handle()
-        });
+        };
         Self {
             cache: cache.clone(),
             key: key.to_owned(),
@@ -82,21 +82,16 @@ impl LeaseGuard {
 
 impl Drop for LeaseGuard {
     fn drop(&mut self) {
-        if let Some(renewal) = self.renewal.take() {
-            renewal.abort();
-        }
+        self.renewal.abort();
         if self.settled {
             return;
         }
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            return; // The lease then ends with its term.
-        };
         let (cache, key, token) = (
             self.cache.clone(),
             std::mem::take(&mut self.key),
             self.token.clone(),
         );
-        rt.spawn(async move {
+        crate::background::spawn(async move {
             if let Some(remote) = &cache.inner.remote {
                 let _ = remote.release_lease(&key, &token).await;
             }

@@ -62,13 +62,9 @@ impl Cache {
         self.retire_locally(&op);
         let cache = self.clone();
         let task = async move { cache.invalidate_now(op).await };
-        match tokio::runtime::Handle::try_current() {
-            Ok(rt) => rt
-                .spawn(task)
-                .await
-                .unwrap_or(Err(Error::InvalidationPending)),
-            Err(_) => task.await,
-        }
+        crate::background::spawn(task)
+            .await
+            .unwrap_or(Err(Error::InvalidationPending))
     }
 
     /// The synchronous part of an invalidation in this process: entries of the key, namespace

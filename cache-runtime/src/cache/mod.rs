@@ -150,6 +150,13 @@ impl Cache {
             }),
         };
         if let Some(remote) = &cache.inner.remote {
+            // Restarted or failed over: nothing remembered from the old server holds.
+            let weak = Arc::downgrade(&cache.inner);
+            remote.incarnation.on_change(Box::new(move || {
+                if let Some(inner) = weak.upgrade() {
+                    crate::tiered::distrust(&inner);
+                }
+            }));
             remote.warm_up();
         }
         crate::tiered::start(&cache);

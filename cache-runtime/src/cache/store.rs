@@ -98,12 +98,7 @@ impl Cache {
                 let (cache, op, wait) =
                     (self.clone(), Pending::Key(key.to_owned()), shared.is_none());
                 let announce = async move { crate::tiered::announce(&cache, op, wait).await };
-                match tokio::runtime::Handle::try_current() {
-                    Ok(rt) => {
-                        let _ = rt.spawn(announce).await;
-                    }
-                    Err(_) => announce.await,
-                }
+                let _ = crate::background::spawn(announce).await;
                 if self.local_usable() {
                     // The ticket from before the store: an invalidation that reached this
                     // process after the store (and deleted it from Redis) must win.

@@ -278,9 +278,9 @@ pub(crate) fn start(cache: &Cache) {
         return;
     }
     let weak = Arc::downgrade(&cache.inner);
-    tokio::spawn(subscriber::subscriber(weak.clone()));
-    tokio::spawn(subscriber::heartbeat(weak.clone()));
-    tokio::spawn(subscriber::watchdog(weak));
+    crate::background::spawn(subscriber::subscriber(weak.clone()));
+    crate::background::spawn(subscriber::heartbeat(weak.clone()));
+    crate::background::spawn(subscriber::watchdog(weak));
 }
 
 /// Retires everything this process holds for the whole cache (an invalidation of everything
@@ -291,7 +291,7 @@ pub(crate) fn distrust_generations(inner: &Inner) {
 }
 
 /// Flushes the L1 and forgets cached generations: nothing in it can be trusted any more.
-fn distrust(inner: &Inner) {
+pub(crate) fn distrust(inner: &Inner) {
     inner.bus.fence.fetch_add(1, SeqCst);
     if let Some(local) = &inner.local {
         local.clear();

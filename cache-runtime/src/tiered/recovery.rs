@@ -105,7 +105,7 @@ pub(super) fn spawn(cache: &Cache) {
     if cache.inner.bus.pending.recovering.swap(true, SeqCst) {
         return;
     }
-    tokio::spawn(recover(Arc::downgrade(&cache.inner)));
+    crate::background::spawn(recover(Arc::downgrade(&cache.inner)));
 }
 
 /// Re-applies pending invalidations, oldest first, until none is left.

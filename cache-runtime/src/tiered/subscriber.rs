@@ -175,7 +175,7 @@ async fn handle(inner: &Arc<Inner>, payload: &[u8]) {
 /// subscriber goes on with the next message at once).
 fn acknowledge(inner: &Arc<Inner>, origin: u64, seq: u64) {
     let inner = inner.clone();
-    tokio::spawn(async move {
+    crate::background::spawn(async move {
         let Some(remote) = &inner.remote else { return };
         let ack = Message::Ack {
             source: inner.bus.source,
