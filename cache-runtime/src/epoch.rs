@@ -68,6 +68,9 @@ pub(crate) struct Stamp {
     key: u64,
     namespace: u64,
     all: u64,
+    /// Non-zero: this stamp matches no other (the caller cannot know whether it missed an
+    /// invalidation, so it joins no flight).
+    solo: u64,
 }
 
 impl Stamp {
@@ -76,6 +79,17 @@ impl Stamp {
             key: key.epoch,
             namespace,
             all,
+            solo: 0,
+        }
+    }
+
+    /// A stamp equal to no other: for a process that cannot hear other processes'
+    /// invalidations now (its bus is down), so it must not join a flight that may predate one.
+    pub(crate) fn solo(self) -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Self {
+            solo: NEXT.fetch_add(1, SeqCst),
+            ..self
         }
     }
 }

@@ -173,12 +173,19 @@ impl Cache {
     }
 
     /// What a single-flight for `key` records, see [`crate::epoch::Stamp`].
+    /// On Redis, a process whose bus is down may have missed another process's invalidation:
+    /// its callers then join no flight.
     pub(crate) fn stamp(&self, ctx: &Ctx<'_>, key: &str) -> crate::epoch::Stamp {
-        crate::epoch::Stamp::new(
+        let stamp = crate::epoch::Stamp::new(
             self.inner.key_epochs.ticket(key),
             ctx.namespace.generation.ticket(),
             self.inner.all_gen.ticket(),
-        )
+        );
+        if self.inner.remote.is_some() && !self.inner.bus.healthy() {
+            stamp.solo()
+        } else {
+            stamp
+        }
     }
 
     /// Whether lookups may be answered from the in-process store.

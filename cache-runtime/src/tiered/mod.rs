@@ -186,11 +186,9 @@ async fn perform(inner: &Inner, op: &Pending, seq: u64, probe: bool) -> Result<(
         op: op.clone(),
     }
     .encode();
-    let announce = inner
-        .bus
-        .tiered
-        .then_some((channel.as_str(), message.as_slice()));
-    remote.invalidate(target, announce, probe).await
+    remote
+        .invalidate(target, Some((channel.as_str(), message.as_slice())), probe)
+        .await
 }
 
 /// Applies the local side of an invalidation: the L1 entries and cached generations it
@@ -222,14 +220,12 @@ pub(crate) async fn drop_local(inner: &Inner, op: &Pending) {
 /// acknowledge it, or for the validity term; keeps it pending if Redis fails.
 pub(crate) async fn apply(cache: &Cache, op: Pending) -> Result<(), Error> {
     let inner = &*cache.inner;
-    let waiting = inner.bus.tiered.then(|| inner.bus.acks.begin());
-    let seq = waiting.as_ref().map_or(0, |w| w.seq);
+    let waiting = inner.bus.acks.begin();
+    let seq = waiting.seq;
     match perform(inner, &op, seq, false).await {
         Ok(()) => {
-            if let Some(waiting) = waiting {
-                let deadline = tokio::time::Instant::now() + term(&inner.config);
-                waiting.until(deadline).await;
-            }
+            let deadline = tokio::time::Instant::now() + term(&inner.config);
+            waiting.until(deadline).await;
             Ok(())
         }
         Err(e) => {
@@ -247,9 +243,6 @@ pub(crate) async fn apply(cache: &Cache, op: Pending) -> Result<(), Error> {
 pub(crate) async fn announce(cache: &Cache, op: Pending, wait: bool) {
     let inner = &*cache.inner;
     let Some(remote) = &inner.remote else { return };
-    if !inner.bus.tiered {
-        return;
-    }
     let waiting = wait.then(|| inner.bus.acks.begin());
     let message = Message::Invalidate {
         source: inner.bus.source,
@@ -272,9 +265,11 @@ pub(crate) async fn announce(cache: &Cache, op: Pending, wait: bool) {
     }
 }
 
-/// Starts the bus tasks of a tiered cache (no-op otherwise).
+/// Starts the bus tasks of a Redis-backed cache (no-op for the memory backend). Every Redis
+/// instance is a bus member, with or without an L1: it acknowledges other processes'
+/// invalidations (which retire its single-flights too) and waits for theirs.
 pub(crate) fn start(cache: &Cache) {
-    if !cache.inner.bus.tiered || cache.inner.remote.is_none() {
+    if cache.inner.remote.is_none() {
         return;
     }
     let weak = Arc::downgrade(&cache.inner);
