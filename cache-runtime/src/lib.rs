@@ -98,6 +98,12 @@
 //!
 //! Without [`init`] the functions still work, uncached, and one warning is logged.
 //!
+//! # Consistency
+//! Once an invalidation has returned `Ok` in any process, no call that starts afterwards, in
+//! any process, returns a value computed from data read before it, on every backend: fill
+//! leases on Redis, generations, acknowledged invalidations and L1 validity leases; the
+//! mechanisms, their costs and the exact conditions are in [`tiered`].
+//!
 //! # Single-flight
 //! Concurrent misses on one key run the body once; see the table in [`flight`] for what the
 //! waiting callers get when the running body errors, panics or is cancelled. In short: they

@@ -29,7 +29,14 @@
 //!   trip, then waits until every live instance (heard on the bus within `T`) has acknowledged
 //!   that it dropped its copy, or until `T` has passed since Redis applied it, by when any
 //!   instance that did not answer has stopped trusting its L1. Normally that costs one more
-//!   pub/sub round trip to the slowest process; with a silent process, up to `T`.
+//!   pub/sub round trip to the slowest process; with a silent process, up to `T`. Every
+//!   Redis-backed instance is a member, with or without an L1: a plain Redis instance has no
+//!   copies to drop, but its single-flights must not outlive an invalidation either (a
+//!   process whose bus is down joins no flight at all).
+//!
+//! The argument rests on one total order of bus messages per subscriber: on Redis Cluster,
+//! every process subscribes through the first reachable URL of its list, so give every process
+//! the same list.
 //!
 //! Fills cannot undo an invalidation either: a miss stores its value only over its fill lease,
 //! which every invalidation of the key voids, and under the generations read before its body
