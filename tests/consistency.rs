@@ -208,3 +208,29 @@ async fn a_killed_fill_holder_does_not_block_other_instances_past_the_lease() {
     assert_eq!((v, runs.load(SeqCst)), (7, 1));
     assert!(started.elapsed() < lease * 4);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flush_pending_reapplies_invalidations_made_while_redis_was_unreachable() {
+    let server = RedisServer::start();
+    let config = Config::redis(server.url()).circuit_breaker(1, Duration::from_millis(100));
+    let (a, b) = instances(&config, false).await;
+    a.set("c", &"pending", &1u64, None).await.unwrap();
+    server.pause();
+    assert!(
+        a.delete::<u64>("c", &"pending").await.is_err(),
+        "Redis is paused"
+    );
+    assert_eq!(a.pending_invalidations(), 1);
+    assert_eq!(
+        a.flush_pending(Duration::from_millis(200)).await,
+        1,
+        "still unreachable"
+    );
+    server.resume();
+    assert_eq!(a.flush_pending(Duration::from_secs(5)).await, 0);
+    assert_eq!(
+        b.get::<u64>("c", &"pending").await,
+        None,
+        "re-applied in Redis"
+    );
+}
