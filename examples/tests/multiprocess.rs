@@ -5,14 +5,15 @@
 //! The bounds come from `cache_runtime::tiered` with the server's defaults (heartbeat 500 ms,
 //! timeout 50 ms, breaker cooldown 1 s): bus silence bound S = 2 x 500 + 50 + 100 = 1.15 s.
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use cache_tests::RedisServer;
 use serde_json::{Value, json};
 use tokio::time::Instant;
+
+#[path = "support/server.rs"]
+mod server;
+use server::{Server, TempDir};
 
 /// The staleness bound of the server's tiered config (see the module docs).
 const S: Duration = Duration::from_millis(1_150);
@@ -24,54 +25,11 @@ const SLACK: Duration = Duration::from_millis(500);
 /// One at a time: each test runs three servers.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    fn start(redis: &RedisServer, db: &std::path::Path) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_items_server"))
-            .env("REDIS_URL", redis.url())
-            .env("DATABASE_URL", format!("sqlite://{}", db.display()))
-            .env("PORT", "0")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start items_server");
-        let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        let base = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_owned();
-        Server { child, base }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 struct Fleet {
     redis: RedisServer,
     servers: Vec<Server>,
     http: reqwest::Client,
     _dir: TempDir,
-}
-
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 impl Fleet {
