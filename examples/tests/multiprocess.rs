@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 #[path = "support/server.rs"]
+#[allow(dead_code)]
 mod server;
 use server::{Server, TempDir};
 
