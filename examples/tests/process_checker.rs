@@ -83,7 +83,7 @@ async fn worker(fleet: Arc<Fleet>, mut seed: u64) {
         seed ^= seed >> 7;
         seed ^= seed << 17;
         let (s, id) = ((seed % 3) as usize, 1 + (seed >> 8) % IDS);
-        if (seed >> 16) % 4 == 0 {
+        if (seed >> 16).is_multiple_of(4) {
             put(&fleet, s, id).await;
         } else {
             get(&fleet, s, id).await;
@@ -124,7 +124,7 @@ async fn no_process_serves_an_overwritten_version() {
         .map(|w| {
             tokio::spawn(worker(
                 fleet.clone(),
-                0x9e37_79b9_7f4a_7c15 ^ (w + 1) * 7919,
+                0x9e37_79b9_7f4a_7c15 ^ ((w + 1) * 7919),
             ))
         })
         .collect();
