@@ -32,6 +32,13 @@ impl Site {
     }
 }
 
+/// The entry a refresh was started from.
+pub(crate) struct Read {
+    meta: EntryMeta,
+    gens: Gens,
+    bytes: Option<Vec<u8>>,
+}
+
 impl Cache {
     /// A cached call whose body may be detached: hits older than `refresh_after` start a
     /// background refresh; with a stale value and a `timeout`, the caller gets the stale value
@@ -53,17 +60,15 @@ impl Cache {
             return M::from_value(value);
         }
         let seen = self.lookup_full::<M::Value>(&ctx, &key).await;
-        if let Lookup::Hit(value, _) = seen.lookup {
+        if let Lookup::Hit(value, meta) = seen.lookup {
             Counters::bump(&ctx.namespace.stats.hits);
             if opts.refresh_after.is_some_and(|after| seen.age >= after) {
-                self.start_refresh::<M, O, Fut>(
-                    site.clone(),
-                    opts,
-                    key,
-                    fut,
-                    seen.gens,
-                    seen.bytes,
-                );
+                let read = Read {
+                    meta,
+                    gens: seen.gens,
+                    bytes: seen.bytes,
+                };
+                self.start_refresh::<M, O, Fut>(site.clone(), opts, key, fut, read);
             }
             return M::from_value(value);
         }
@@ -119,8 +124,7 @@ impl Cache {
         opts: FillOptions,
         key: String,
         fut: Fut,
-        gens: Gens,
-        bytes: Option<Vec<u8>>,
+        read: Read,
     ) where
         M: Mode<O>,
         O: Send + 'static,
@@ -142,6 +146,18 @@ impl Cache {
                 }
             }
             let ctx = site.ctx();
+            // Refreshed meanwhile (by a refresh that ended just before ours began) or
+            // invalidated: nothing to do.
+            let again = cache.lookup_full::<M::Value>(&ctx, &key).await;
+            let unchanged = matches!(again.lookup, Lookup::Hit(_, meta) if meta == read.meta)
+                && again.bytes == read.bytes;
+            if !unchanged {
+                if let Some(remote) = &cache.inner.remote {
+                    let _ = remote.release_lease(&lease_key, &token).await;
+                }
+                return;
+            }
+            let Read { gens, bytes, .. } = read;
             Counters::bump(&ctx.namespace.stats.refreshes);
             let ticket = cache.inner.key_epochs.ticket(&key);
             let out = AssertUnwindSafe(fut).catch_unwind().await;
@@ -172,5 +188,101 @@ impl Cache {
                 let _ = remote.release_lease(&lease_key, &token).await;
             }
         });
+    }
+}
+
+impl Cache {
+    /// [`Cache::get_or_insert_with`] with resilience options: `ttl`, `stale`, `timeout`,
+    /// `refresh_after` (see [`FillOptions`](crate::FillOptions) and the options table in the
+    /// crate docs). The computation may go on, or start, in the background after the caller
+    /// has its answer, so it must be `Send + 'static`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cache_runtime::{Cache, Config, FillOptions};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cache_runtime::Error> {
+    /// let cache = Cache::new(Config::memory()).await?;
+    /// let opts = FillOptions::new().ttl(Duration::from_secs(60)).stale(Duration::from_secs(600));
+    /// let price = cache.get_or_insert_with_options("price", &7, opts, async { 42u64 }).await;
+    /// assert_eq!(price, 42);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn get_or_insert_with_options<T, Fut>(
+        &self,
+        namespace: &str,
+        key: &(impl serde::Serialize + ?Sized),
+        opts: FillOptions,
+        compute: Fut,
+    ) -> T
+    where
+        T: CacheValue,
+        Fut: Future<Output = T> + Send + 'static,
+    {
+        self.run_with_options::<crate::__private::ValueMode, T, Fut>(namespace, key, opts, compute)
+            .await
+    }
+
+    /// [`Cache::get_or_try_insert_with`] with resilience options: only `Ok` is stored, and
+    /// with `stale` an `Err` (or a panic, or `timeout`) past expiry returns the stale value.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cache_runtime::{Cache, Config, FillOptions};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cache_runtime::Error> {
+    /// let cache = Cache::new(Config::memory()).await?;
+    /// let opts = FillOptions::new().ttl(Duration::from_secs(60)).stale(Duration::from_secs(600));
+    /// let got: Result<u64, String> =
+    ///     cache.get_or_try_insert_with_options("price", &7, opts, async { Ok(42) }).await;
+    /// assert_eq!(got, Ok(42));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn get_or_try_insert_with_options<T, E, Fut>(
+        &self,
+        namespace: &str,
+        key: &(impl serde::Serialize + ?Sized),
+        opts: FillOptions,
+        compute: Fut,
+    ) -> Result<T, E>
+    where
+        T: CacheValue,
+        E: Send + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+    {
+        self.run_with_options::<crate::__private::ResultMode, Result<T, E>, Fut>(
+            namespace, key, opts, compute,
+        )
+        .await
+    }
+
+    async fn run_with_options<M, O, Fut>(
+        &self,
+        namespace: &str,
+        key: &(impl serde::Serialize + ?Sized),
+        opts: FillOptions,
+        compute: Fut,
+    ) -> O
+    where
+        M: Mode<O>,
+        O: Send + 'static,
+        Fut: Future<Output = O> + Send + 'static,
+    {
+        let ns = self.namespace(namespace);
+        let Ok(full_key) = self.key_for::<M::Value>(namespace, key) else {
+            Counters::bump(&ns.stats.misses);
+            return compute.await;
+        };
+        let site = Site {
+            namespace: ns,
+            ttl: opts.ttl,
+            type_tag: type_tag_bytes::<M::Value>(),
+        };
+        self.run_detachable::<M, O, Fut>(site, opts, full_key, compute)
+            .await
     }
 }
