@@ -138,6 +138,15 @@ pub(crate) fn site(item: &ItemFn, opts: &Options) -> TokenStream {
         None => quote!(::core::option::Option::None),
     };
     let generic = item.sig.generics.type_params().next().is_some();
+    let opt = |o: Option<(u64, proc_macro2::Span)>| match o {
+        Some((n, _)) => quote!(::core::option::Option::Some(#n)),
+        None => quote!(::core::option::Option::None),
+    };
+    let (stale, timeout, refresh) = (
+        opt(opts.stale),
+        opt(opts.timeout_ms),
+        opt(opts.refresh_after),
+    );
     quote! {
         fn __cache_site() -> &'static str {
             ::core::any::type_name_of_val(&__cache_site)
@@ -150,6 +159,9 @@ pub(crate) fn site(item: &ItemFn, opts: &Options) -> TokenStream {
                 version: #version,
                 ttl_secs: #ttl,
                 generic: #generic,
+                stale_secs: #stale,
+                timeout_ms: #timeout,
+                refresh_after_secs: #refresh,
             });
     }
 }
@@ -157,6 +169,14 @@ pub(crate) fn site(item: &ItemFn, opts: &Options) -> TokenStream {
 /// Rewrites a plain (non-handler) cached function and adds its `_invalidate` companion.
 pub(crate) fn expand(item: ItemFn, opts: Options) -> syn::Result<TokenStream> {
     let keyed = key_arguments(&item, &opts)?;
+    opts.check_resilience()?;
+    // A body that may go on, or start, after its caller has the answer must be
+    // `Send + 'static`: only `timeout_ms` and `refresh_after` need that.
+    let call_fn = if opts.timeout_ms.is_some() || opts.refresh_after.is_some() {
+        quote!(call_detachable)
+    } else {
+        quote!(call)
+    };
     let ret: Type = match &item.sig.output {
         ReturnType::Default => syn::parse_quote!(()),
         ReturnType::Type(_, ty) => (**ty).clone(),
@@ -184,7 +204,7 @@ pub(crate) fn expand(item: ItemFn, opts: Options) -> syn::Result<TokenStream> {
     let body = quote! {
         #site
         let __cache_key = #key_fn(&__CACHE_SITE, #key_expr);
-        ::cache_runtime::__private::call::<#mode, #ret, _>(&__CACHE_SITE, __cache_key, async move {
+        ::cache_runtime::__private::#call_fn::<#mode, #ret, _>(&__CACHE_SITE, __cache_key, async move {
             if let ::core::option::Option::Some(__ret) = ::core::option::Option::None::<#ret> {
                 return __ret;
             }

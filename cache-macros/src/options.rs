@@ -14,9 +14,16 @@ pub(crate) struct Options {
     pub(crate) cache_none: bool,
     /// `http` or `http(...)`: the raw tokens inside, for the handler expansion.
     pub(crate) http: Option<proc_macro2::TokenStream>,
+    /// `stale = N` seconds (with the span for errors).
+    pub(crate) stale: Option<(u64, proc_macro2::Span)>,
+    /// `timeout_ms = N`.
+    pub(crate) timeout_ms: Option<(u64, proc_macro2::Span)>,
+    /// `refresh_after = N` seconds.
+    pub(crate) refresh_after: Option<(u64, proc_macro2::Span)>,
 }
 
-const KNOWN: &str = "expire, namespace, key, skip, version, cache_none, http";
+const KNOWN: &str =
+    "expire, namespace, key, skip, version, cache_none, http, stale, timeout_ms, refresh_after";
 
 /// Options that users reach for by another name, and the one we have.
 const ALIASES: &[(&str, &str)] = &[
@@ -43,6 +50,9 @@ impl Options {
             Some("version") => self.version != 0,
             Some("cache_none") => self.cache_none,
             Some("http") => self.http.is_some(),
+            Some("stale") => self.stale.is_some(),
+            Some("timeout_ms") => self.timeout_ms.is_some(),
+            Some("refresh_after") => self.refresh_after.is_some(),
             _ => false,
         };
         if seen {
@@ -100,6 +110,20 @@ impl Options {
                 .map_err(|_| syn::Error::new_spanned(&lit, HOW))?;
         } else if path.is_ident("cache_none") {
             self.cache_none = true;
+        } else if path.is_ident("stale") {
+            self.stale = Some(positive(&meta, "stale", "seconds, e.g. `stale = 3600`")?);
+        } else if path.is_ident("timeout_ms") {
+            self.timeout_ms = Some(positive(
+                &meta,
+                "timeout_ms",
+                "milliseconds, e.g. `timeout_ms = 200`",
+            )?);
+        } else if path.is_ident("refresh_after") {
+            self.refresh_after = Some(positive(
+                &meta,
+                "refresh_after",
+                "seconds below `expire`, e.g. `refresh_after = 45`",
+            )?);
         } else if path.is_ident("http") {
             if meta.input.peek(syn::token::Paren) {
                 let content;
@@ -121,6 +145,67 @@ impl Options {
             return Err(meta.error(format!(
                 "unknown #[cached] option `{name}`{hint}; the options are: {KNOWN}"
             )));
+        }
+        Ok(())
+    }
+}
+
+/// A whole number above 0 given as `name = N`.
+fn positive(
+    meta: &ParseNestedMeta<'_>,
+    name: &str,
+    what: &str,
+) -> syn::Result<(u64, proc_macro2::Span)> {
+    let how = format!("`{name}` takes whole {what}");
+    let lit: LitInt = meta
+        .value()?
+        .parse()
+        .map_err(|e| syn::Error::new(e.span(), &how))?;
+    let n: u64 = lit
+        .base10_parse()
+        .map_err(|_| syn::Error::new_spanned(&lit, &how))?;
+    if n == 0 {
+        return Err(syn::Error::new_spanned(&lit, format!("{how}, above 0")));
+    }
+    Ok((n, lit.span()))
+}
+
+impl Options {
+    /// Checks the resilience options against `expire`.
+    pub(crate) fn check_resilience(&self) -> syn::Result<()> {
+        let expire = self.expire;
+        if let Some((_, span)) = self.stale
+            && expire.is_none()
+        {
+            return Err(syn::Error::new(
+                span,
+                "`stale` keeps a value past its expiry: it needs `expire = N` too",
+            ));
+        }
+        if let Some((after, span)) = self.refresh_after {
+            match expire {
+                None => {
+                    return Err(syn::Error::new(
+                        span,
+                        "`refresh_after` refreshes before expiry: it needs `expire = N` too",
+                    ));
+                }
+                Some(expire) if after >= expire => {
+                    return Err(syn::Error::new(
+                        span,
+                        format!("`refresh_after = {after}` must be below `expire = {expire}`"),
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        if let Some((_, span)) = self.timeout_ms
+            && self.stale.is_none()
+        {
+            return Err(syn::Error::new(
+                span,
+                "`timeout_ms` answers with a stale value when the body is slow: it needs `stale = N` too",
+            ));
         }
         Ok(())
     }

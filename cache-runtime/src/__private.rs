@@ -69,6 +69,12 @@ pub struct SiteSpec {
     pub ttl_secs: Option<u64>,
     /// Whether the function has type parameters (its value type may differ per call).
     pub generic: bool,
+    /// `stale = N` seconds kept past `expire` to serve when the body fails.
+    pub stale_secs: Option<u64>,
+    /// `timeout_ms = N`: with a stale value, answer with it after this long.
+    pub timeout_ms: Option<u64>,
+    /// `refresh_after = N` seconds: a hit on an older entry refreshes it in the background.
+    pub refresh_after_secs: Option<u64>,
 }
 
 /// Per-function state, a `static` in the expansion.
@@ -132,6 +138,15 @@ impl Site {
         self.spec.ttl_secs.map(Duration::from_secs)
     }
 
+    fn fill_options(&self) -> crate::FillOptions {
+        let mut opts = crate::FillOptions::new();
+        opts.ttl = self.ttl();
+        opts.stale = self.spec.stale_secs.map(Duration::from_secs);
+        opts.timeout = self.spec.timeout_ms.map(Duration::from_millis);
+        opts.refresh_after = self.spec.refresh_after_secs.map(Duration::from_secs);
+        opts
+    }
+
     fn make_head<V: 'static>(&self, state: &SiteState) -> (String, [u8; 4], TypeId) {
         let tag = type_tag_bytes::<V>();
         let head = key::function_head(&state.stem, &key::hex(&tag));
@@ -190,19 +205,49 @@ where
     }
     // Redis: look up here, so a hit does not allocate the (large) boxed miss path either.
     let first = match state.cache.inner.remote {
-        Some(_) => match state.cache.lookup::<M::Value>(&ctx, &key).await {
-            Lookup::Hit(value, _) => {
+        Some(_) => {
+            let seen = state.cache.lookup_full::<M::Value>(&ctx, &key).await;
+            if let Lookup::Hit(value, _) = seen.lookup {
                 Counters::bump(&state.namespace.stats.hits);
                 return M::from_value(value);
             }
-            other => Some(other),
-        },
+            Some(seen)
+        }
         None => None,
     };
+    let opts = site.fill_options();
     // The miss path's state is large: boxed, it does not weigh on every hit.
-    Box::pin(state.cache.run_from::<M, O, Fut>(&ctx, &key, body, first))
+    Box::pin(
+        state
+            .cache
+            .run_from::<M, O, Fut>(&ctx, &opts, &key, body, first),
+    )
+    .await
+    .0
+}
+
+/// [`call`] for functions with `timeout_ms` or `refresh_after`: their body may go on (or
+/// start) in the background after the caller has its answer, so it must be `Send + 'static`
+/// (arguments taken by value, no borrowed `self`). The macro selects this entry point only
+/// when one of those options is given.
+pub async fn call_detachable<M, O, Fut>(site: &'static Site, key: CallKey, body: Fut) -> O
+where
+    M: Mode<O>,
+    O: Send + 'static,
+    Fut: Future<Output = O> + Send + 'static,
+{
+    let (Some(state), CallKey(Some((key, type_tag)))) = (site.state.get(), key) else {
+        return body.await;
+    };
+    let detached = crate::cache::DetachedSite {
+        namespace: state.namespace.clone(),
+        ttl: site.ttl(),
+        type_tag,
+    };
+    state
+        .cache
+        .run_detachable::<M, O, Fut>(detached, site.fill_options(), key, body)
         .await
-        .0
 }
 
 /// Invalidates the entry of one call's arguments (the generated `<fn>_invalidate`).

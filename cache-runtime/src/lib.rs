@@ -156,7 +156,7 @@ pub mod __private;
 
 use std::sync::OnceLock;
 
-pub use cache::{Cache, CacheValue, EntryMeta};
+pub use cache::{Cache, CacheValue, EntryMeta, FillOptions};
 pub use cache_macros::cached;
 pub use codec::{Codec, CodecKind};
 pub use config::{Config, L1};

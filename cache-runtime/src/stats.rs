@@ -18,6 +18,10 @@ pub(crate) struct Counters {
     pub(crate) oversized: AtomicU64,
     pub(crate) superseded: AtomicU64,
     pub(crate) coalesced: AtomicU64,
+    pub(crate) stale_served: AtomicU64,
+    pub(crate) refreshes: AtomicU64,
+    pub(crate) refresh_failures: AtomicU64,
+    pub(crate) lease_takeovers: AtomicU64,
 }
 
 impl Counters {
@@ -36,6 +40,12 @@ impl Counters {
         self.errors.fetch_add(s.errors, Relaxed);
         self.decode_errors.fetch_add(s.decode_errors, Relaxed);
         self.oversized.fetch_add(s.oversized, Relaxed);
+        self.superseded.fetch_add(s.superseded, Relaxed);
+        self.coalesced.fetch_add(s.coalesced, Relaxed);
+        self.stale_served.fetch_add(s.stale_served, Relaxed);
+        self.refreshes.fetch_add(s.refreshes, Relaxed);
+        self.refresh_failures.fetch_add(s.refresh_failures, Relaxed);
+        self.lease_takeovers.fetch_add(s.lease_takeovers, Relaxed);
     }
 
     pub(crate) fn snapshot(&self) -> StatsSnapshot {
@@ -50,6 +60,10 @@ impl Counters {
             oversized: self.oversized.load(Relaxed),
             superseded: self.superseded.load(Relaxed),
             coalesced: self.coalesced.load(Relaxed),
+            stale_served: self.stale_served.load(Relaxed),
+            refreshes: self.refreshes.load(Relaxed),
+            refresh_failures: self.refresh_failures.load(Relaxed),
+            lease_takeovers: self.lease_takeovers.load(Relaxed),
         }
     }
 }
@@ -79,6 +93,16 @@ pub struct StatsSnapshot {
     /// Misses that waited for another process's computation of the same key (Redis fill
     /// leases) instead of running the body.
     pub coalesced: u64,
+    /// Expired values served because the source failed or was slower than `timeout_ms`
+    /// (`stale`).
+    pub stale_served: u64,
+    /// Background refreshes started (`refresh_after`), one per key at a time.
+    pub refreshes: u64,
+    /// Background refreshes whose source failed (the entry was left as it was).
+    pub refresh_failures: u64,
+    /// Misses that waited on another process's fill lease and took the key over when that
+    /// lease ran out (its holder died or stalled).
+    pub lease_takeovers: u64,
 }
 
 impl StatsSnapshot {
@@ -103,6 +127,10 @@ impl StatsSnapshot {
         self.oversized += other.oversized;
         self.superseded += other.superseded;
         self.coalesced += other.coalesced;
+        self.stale_served += other.stale_served;
+        self.refreshes += other.refreshes;
+        self.refresh_failures += other.refresh_failures;
+        self.lease_takeovers += other.lease_takeovers;
     }
 }
 

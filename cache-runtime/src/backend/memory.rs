@@ -39,6 +39,9 @@ pub(crate) struct Entry {
     pub(crate) created_ms: u64,
     /// Unix ms when it expires, 0 = never.
     pub(crate) expires_ms: u64,
+    /// When it was computed, on tokio's clock (its age for `refresh_after`). The entry is kept
+    /// until `created_at + ttl`, which is past `expires_at` by the `stale` window.
+    pub(crate) created_at: Instant,
 }
 
 /// The instant, on tokio's clock, at which an entry stored now for `ttl` expires (`None` for
@@ -107,6 +110,21 @@ impl MemoryStore {
         match entry.expires_at {
             Some(at) if at <= Instant::now() => None,
             _ => Some(entry),
+        }
+    }
+
+    /// The entry under `key` and whether it is fresh: an expired entry is returned (as not
+    /// fresh) while it is within its `stale` window (kept until `created_at + ttl`).
+    pub(crate) async fn get_any(&self, key: &str) -> Option<(Arc<Entry>, bool)> {
+        let entry = self.cache.get(key).await?;
+        let now = Instant::now();
+        match entry.expires_at {
+            Some(at) if at <= now => {
+                let kept = entry.ttl.and_then(|ttl| entry.created_at.checked_add(ttl));
+                kept.is_some_and(|until| until > now)
+                    .then_some((entry, false))
+            }
+            _ => Some((entry, true)),
         }
     }
 

@@ -140,6 +140,9 @@ impl Cache {
             loop {
                 match remote.acquire_lease(key, &token, term, force).await {
                     Ok(Acquired::Granted) => {
+                        if waited {
+                            Counters::bump(&ns.stats.lease_takeovers);
+                        }
                         return FillStart::Leased(LeaseGuard::new(self, key, token), gens);
                     }
                     Ok(Acquired::Held(left)) => {

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::resil::Seen;
 use super::*;
 use crate::Error;
 use crate::backend::memory::Entry;
@@ -52,9 +53,15 @@ impl Cache {
     }
 
     pub(crate) async fn lookup<T: CacheValue>(&self, ctx: &Ctx<'_>, key: &str) -> Lookup<T> {
+        self.lookup_full(ctx, key).await.lookup
+    }
+
+    /// [`Cache::lookup`] with what resilience needs: an expired entry still within its `stale`
+    /// window (the lookup itself is then a miss), the entry's age and its stored bytes.
+    pub(crate) async fn lookup_full<T: CacheValue>(&self, ctx: &Ctx<'_>, key: &str) -> Seen<T> {
         let inner = &*self.inner;
         if inner.bus.has_pending() && inner.bus.pending_covers(&ctx.namespace.name, key) {
-            return Lookup::Bypass;
+            return Seen::plain(Lookup::Bypass);
         }
         let ns = ctx.namespace;
         // In-process first: the memory backend, or a trusted L1.
@@ -63,7 +70,7 @@ impl Cache {
             && let (Some(namespace), Some(all)) = (ns.generation.get(), inner.all_gen.get())
         {
             let gens = Gens { namespace, all };
-            if let Some(entry) = local.get(key).await
+            if let Some((entry, fresh)) = local.get_any(key).await
                 && entry.gens == gens
                 && inner.key_epochs.is_current(entry.ticket)
                 && let Some(value) = entry.value.downcast_ref::<T>()
@@ -72,15 +79,19 @@ impl Cache {
                     created_ms: entry.created_ms,
                     expires_ms: (entry.expires_ms != 0).then_some(entry.expires_ms),
                 };
-                return Lookup::Hit(value.clone(), meta);
+                let age = tokio::time::Instant::now().saturating_duration_since(entry.created_at);
+                let seen = Seen::found(value.clone(), meta, gens, age, None, fresh);
+                if fresh || inner.remote.is_none() {
+                    return seen;
+                }
             }
             if inner.remote.is_none() {
-                return Lookup::Miss(gens);
+                return Seen::plain(Lookup::Miss(gens));
             }
         }
         let Some(remote) = &inner.remote else {
             // Memory backend whose generation is always known: unreachable in practice.
-            return Lookup::Bypass;
+            return Seen::plain(Lookup::Bypass);
         };
         let key_ticket = inner.key_epochs.ticket(key);
         let bus_fence = inner.bus.fence();
@@ -90,7 +101,7 @@ impl Cache {
             Ok(read) => read,
             Err(e) => {
                 self.backend_failed(ns, "lookup", &e);
-                return Lookup::Bypass;
+                return Seen::plain(Lookup::Bypass);
             }
         };
         // Only an L1 trusts remembered generations; plain Redis reads them with every entry.
@@ -100,13 +111,16 @@ impl Cache {
         }
         let Some(bytes) = read.bytes.filter(|b| !crate::backend::lease::is_marker(b)) else {
             // Absent, or another fill holds its lease: a miss (the fill waits on the lease).
-            return Lookup::Miss(read.gens);
+            return Seen::plain(Lookup::Miss(read.gens));
         };
         match self.open::<T>(ctx, &bytes, read.gens) {
             Ok(Some((value, meta))) => {
+                let age = Duration::from_millis(now_ms().saturating_sub(meta.created_ms));
+                let fresh = meta.expires_ms.is_none_or(|at| now_ms() < at);
                 // Tiered: fill the L1 only if the bus was trusted throughout the read (a message
                 // missed meanwhile could concern this very value).
-                if let Some(local) = &inner.local
+                if fresh
+                    && let Some(local) = &inner.local
                     && self.local_usable()
                     && inner.bus.fence() == bus_fence
                 {
@@ -116,13 +130,13 @@ impl Cache {
                         local.remove(key).await;
                     }
                 }
-                Lookup::Hit(value, meta)
+                Seen::found(value, meta, read.gens, age, Some(bytes), fresh)
             }
-            Ok(None) => Lookup::Miss(read.gens),
+            Ok(None) => Seen::plain(Lookup::Miss(read.gens)),
             Err(e) => {
                 Counters::bump(&ns.stats.decode_errors);
                 warn_limited!(key, error = %e, "undecodable cache entry; recomputing and overwriting it");
-                Lookup::Miss(read.gens)
+                Seen::plain(Lookup::Miss(read.gens))
             }
         }
     }
@@ -187,6 +201,7 @@ impl Cache {
             weight: local.weight(key.len() + size),
             created_ms: meta.created_ms,
             expires_ms: meta.expires_ms.unwrap_or(0),
+            created_at: created_at(meta.created_ms),
         };
         // Skip the fill if the key was invalidated since the value was read: it could
         // resurrect what the invalidation removed.
@@ -197,4 +212,11 @@ impl Cache {
             }
         }
     }
+}
+
+/// The tokio instant at which a value computed at unix ms `created_ms` was computed.
+pub(super) fn created_at(created_ms: u64) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    now.checked_sub(Duration::from_millis(now_ms().saturating_sub(created_ms)))
+        .unwrap_or(now)
 }

@@ -68,6 +68,8 @@ pub(crate) struct Inner {
     pub(crate) bus: Bus,
     /// Per-key invalidation epochs (see [`crate::epoch`]).
     pub(crate) key_epochs: KeyEpochs,
+    /// Stale back-off and running refreshes (see [`resil`]).
+    pub(crate) resil: resil::State,
 }
 
 /// Where an entry came from and how old it is, for HTTP `Age` and `max-age`.
@@ -147,6 +149,7 @@ impl Cache {
                 namespaces: Registry::default(),
                 counters: Counters::default(),
                 key_epochs: KeyEpochs::default(),
+                resil: resil::State::default(),
             }),
         };
         if let Some(remote) = &cache.inner.remote {
@@ -199,5 +202,9 @@ mod fill;
 mod invalidate;
 mod lookup;
 mod manual;
+mod refresh;
+pub(crate) use refresh::Site as DetachedSite;
+pub use resil::FillOptions;
+pub(crate) mod resil;
 mod stats;
 mod store;

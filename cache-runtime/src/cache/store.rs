@@ -1,6 +1,7 @@
 //! Stores: writing a computed value to Redis (in its envelope) and/or the in-process store.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::*;
 use crate::Error;
@@ -13,6 +14,18 @@ use crate::namespace::{Gens, Namespace};
 use crate::stats::Counters;
 use crate::tiered::Pending;
 use crate::warn::{now_ms, warn_limited};
+
+/// How a value is written to Redis.
+#[derive(Clone, Copy)]
+pub(crate) enum Write<'a> {
+    /// Only over this fill lease (a miss).
+    Leased(&'a LeaseToken),
+    /// Only over these exact bytes (a refresh or a stale entry's recomputation: any
+    /// invalidation meanwhile deleted or replaced them).
+    Replacing(&'a [u8]),
+    /// Unconditionally (a manual write).
+    Always,
+}
 
 impl Cache {
     /// Stores `value`. On Redis, with a `lease` only over that fill lease (else
@@ -28,6 +41,28 @@ impl Cache {
         gens: Gens,
         ticket: Option<KeyTicket>,
         lease: Option<&LeaseToken>,
+    ) -> Result<EntryMeta, Error> {
+        let write = match lease {
+            Some(token) => Write::Leased(token),
+            None => Write::Always,
+        };
+        self.store_with(ctx, key, value, shared, gens, ticket, write, ctx.ttl)
+            .await
+    }
+
+    /// [`Cache::store`], kept for `keep` (`ttl` plus the `stale` window; the entry still
+    /// expires after `ctx.ttl`), written on Redis as `write` says.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn store_with<T: CacheValue>(
+        &self,
+        ctx: &Ctx<'_>,
+        key: &str,
+        value: &T,
+        shared: Option<Shared>,
+        gens: Gens,
+        ticket: Option<KeyTicket>,
+        write: Write<'_>,
+        keep: Option<Duration>,
     ) -> Result<EntryMeta, Error> {
         let inner = &*self.inner;
         let ns = ctx.namespace;
@@ -74,9 +109,10 @@ impl Cache {
             if bytes.len() > inner.config.max_value_bytes {
                 return Err(self.oversized(ns, key, bytes.len()));
             }
-            let written = match lease {
-                Some(token) => remote.store_leased(key, token, &bytes, ctx.ttl).await,
-                None => remote.write(key, &bytes, ctx.ttl).await.map(|()| true),
+            let written = match write {
+                Write::Leased(token) => remote.store_leased(key, token, &bytes, keep).await,
+                Write::Replacing(old) => remote.store_replacing(key, old, &bytes, keep).await,
+                Write::Always => remote.write(key, &bytes, keep).await.map(|()| true),
             };
             match written {
                 Ok(true) => {}
@@ -125,11 +161,12 @@ impl Cache {
                 gens,
                 ticket: ticket.unwrap_or_else(|| inner.key_epochs.ticket(key)),
                 namespace: ns.clone(),
-                ttl: ctx.ttl,
+                ttl: keep,
                 expires_at: crate::backend::memory::deadline(ctx.ttl),
                 weight: local.weight(key.len() + size),
                 created_ms,
                 expires_ms: meta.expires_ms.unwrap_or(0),
+                created_at: tokio::time::Instant::now(),
             };
             local.insert(key.to_owned(), entry).await;
             Counters::bump(&ns.stats.inserts);

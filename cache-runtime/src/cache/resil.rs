@@ -1,0 +1,243 @@
+//! Resilience: serving a stale value when the source fails (`stale`), answering within
+//! `timeout_ms` with it, and refreshing entries before they expire (`refresh_after`).
+//!
+//! - **stale**: entries are kept `stale` seconds past their expiry (memory: on tokio's clock;
+//!   Redis: the key's TTL is `expire + stale`, the envelope's `expires_ms` says when it went
+//!   stale). A call past expiry runs the body; if it fails (an `Err`, a `None` that is not
+//!   cached, a panic) the stale value is returned instead, counted in `stale_served`. For
+//!   [`BACKOFF`] after a failure, calls on that key serve the stale value without running
+//!   the body (per process), so a failing source is not hammered.
+//! - Invalidation wins: a stale value is served only after checking that its entry is still
+//!   there, under the current generations (an exact invalidation deletes it, a namespace
+//!   invalidation changes the generation), so nothing invalidated is ever served.
+//! - On Redis the recomputation of a stale entry, and a refresh, store over the *exact bytes*
+//!   they read ([`Write::Replacing`](super::store::Write)) instead of a fill lease: the stale
+//!   value stays readable while the body runs, and any invalidation meanwhile (which deletes
+//!   or replaces those bytes) makes Redis refuse the store.
+//! - **refresh_after**: see [`Cache::start_refresh`].
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::*;
+use crate::namespace::Gens;
+use crate::stats::Counters;
+
+/// How long a key whose source just failed serves its stale value without running the body.
+pub const BACKOFF: Duration = Duration::from_secs(1);
+
+/// Beyond this many failing keys the back-off list is cleared (it only throttles).
+const MAX_BACKOFF_KEYS: usize = 10_000;
+
+/// Resilience options of a computed entry: [`Cache::get_or_insert_with_options`] and
+/// `#[cached(expire, stale, timeout_ms, refresh_after)]`.
+///
+/// ```
+/// use std::time::Duration;
+/// use cache_runtime::FillOptions;
+///
+/// let opts = FillOptions::new()
+///     .ttl(Duration::from_secs(60))
+///     .stale(Duration::from_secs(3600))
+///     .timeout(Duration::from_millis(200))
+///     .refresh_after(Duration::from_secs(45));
+/// assert_eq!(opts.stale, Some(Duration::from_secs(3600)));
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FillOptions {
+    /// Time to live; `None`: until evicted or invalidated.
+    pub ttl: Option<Duration>,
+    /// How long past `ttl` the value is kept to be served when the source fails.
+    pub stale: Option<Duration>,
+    /// With a stale value: how long a caller waits for the source before getting it (the
+    /// computation goes on in the background and its value replaces the entry).
+    pub timeout: Option<Duration>,
+    /// A hit on an entry older than this starts one background refresh of it.
+    pub refresh_after: Option<Duration>,
+}
+
+impl FillOptions {
+    /// No TTL, no resilience: what [`Cache::get_or_insert_with`] does.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Sets [`FillOptions::ttl`].
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+    /// Sets [`FillOptions::stale`].
+    pub fn stale(mut self, stale: Duration) -> Self {
+        self.stale = Some(stale);
+        self
+    }
+    /// Sets [`FillOptions::timeout`].
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+    /// Sets [`FillOptions::refresh_after`].
+    pub fn refresh_after(mut self, after: Duration) -> Self {
+        self.refresh_after = Some(after);
+        self
+    }
+}
+
+/// How long an entry is kept: its TTL plus the stale window.
+pub(crate) fn keep_for(ttl: Option<Duration>, stale: Option<Duration>) -> Option<Duration> {
+    ttl.map(|ttl| ttl.saturating_add(stale.unwrap_or_default()))
+}
+
+/// An expired entry within its stale window.
+#[derive(Clone)]
+pub(crate) struct StaleCopy<T> {
+    pub(crate) value: T,
+    pub(crate) meta: EntryMeta,
+    /// The stored bytes (Redis): a recomputation stores over exactly these.
+    pub(crate) bytes: Option<Vec<u8>>,
+}
+
+/// A lookup with what resilience needs.
+pub(crate) struct Seen<T> {
+    pub(crate) lookup: Lookup<T>,
+    pub(crate) stale: Option<StaleCopy<T>>,
+    /// The entry's age (hits).
+    pub(crate) age: Duration,
+    /// The generations the entry is under (hits).
+    pub(crate) gens: Gens,
+    /// The stored bytes of a Redis hit.
+    pub(crate) bytes: Option<Vec<u8>>,
+}
+
+impl<T> Seen<T> {
+    pub(crate) fn plain(lookup: Lookup<T>) -> Self {
+        Self {
+            lookup,
+            stale: None,
+            age: Duration::ZERO,
+            gens: Gens::default(),
+            bytes: None,
+        }
+    }
+
+    pub(crate) fn found(
+        value: T,
+        meta: EntryMeta,
+        gens: Gens,
+        age: Duration,
+        bytes: Option<Vec<u8>>,
+        fresh: bool,
+    ) -> Self {
+        if fresh {
+            Self {
+                lookup: Lookup::Hit(value, meta),
+                stale: None,
+                age,
+                gens,
+                bytes,
+            }
+        } else {
+            Self {
+                lookup: Lookup::Miss(gens),
+                stale: Some(StaleCopy { value, meta, bytes }),
+                age,
+                gens,
+                bytes: None,
+            }
+        }
+    }
+}
+
+/// Per-process resilience state of a cache.
+#[derive(Default)]
+pub(crate) struct State {
+    /// Keys whose source failed, and until when their stale value is served without a try.
+    backoff: Mutex<HashMap<String, Instant>>,
+    /// Keys with a background refresh running in this process.
+    refreshing: Mutex<HashSet<String>>,
+}
+
+impl State {
+    pub(crate) fn backing_off(&self, key: &str) -> bool {
+        let map = self.backoff.lock().expect("backoff lock");
+        map.get(key).is_some_and(|until| *until > Instant::now())
+    }
+
+    pub(crate) fn failed(&self, key: &str) {
+        let mut map = self.backoff.lock().expect("backoff lock");
+        if map.len() >= MAX_BACKOFF_KEYS {
+            map.clear();
+        }
+        map.insert(key.to_owned(), Instant::now() + BACKOFF);
+    }
+
+    pub(crate) fn recovered(&self, key: &str) {
+        let mut map = self.backoff.lock().expect("backoff lock");
+        if !map.is_empty() {
+            map.remove(key);
+        }
+    }
+}
+
+/// A key's place in [`State::refreshing`], given back on drop (the refresh ended or was
+/// dropped).
+pub(crate) struct Refreshing {
+    cache: Cache,
+    key: String,
+}
+
+impl Refreshing {
+    /// Claims `key` for a refresh; `None` when one is running in this process already.
+    pub(crate) fn claim(cache: &Cache, key: &str) -> Option<Self> {
+        let mut set = cache.inner.resil.refreshing.lock().expect("refresh lock");
+        set.insert(key.to_owned()).then(|| Self {
+            cache: cache.clone(),
+            key: key.to_owned(),
+        })
+    }
+}
+
+impl Drop for Refreshing {
+    fn drop(&mut self) {
+        let mut set = self
+            .cache
+            .inner
+            .resil
+            .refreshing
+            .lock()
+            .expect("refresh lock");
+        set.remove(&self.key);
+    }
+}
+
+impl Cache {
+    /// Serves `copy` if its entry is still there (nothing invalidated it since it was read),
+    /// or a fresh value stored meanwhile; `None` when neither: the caller must not serve it.
+    pub(crate) async fn serve_stale<M, O>(
+        &self,
+        ctx: &Ctx<'_>,
+        key: &str,
+        copy: &StaleCopy<M::Value>,
+    ) -> Option<(O, Option<EntryMeta>, bool)>
+    where
+        M: Mode<O>,
+    {
+        let ns = ctx.namespace;
+        let seen = self.lookup_full::<M::Value>(ctx, key).await;
+        if let Lookup::Hit(value, meta) = seen.lookup {
+            Counters::bump(&ns.stats.hits);
+            return Some((M::from_value(value), Some(meta), true));
+        }
+        let now = seen.stale?;
+        if now.meta != copy.meta || now.bytes != copy.bytes {
+            return None;
+        }
+        Counters::bump(&ns.stats.stale_served);
+        crate::warn::warn_limited!(key, namespace = %ns.name, "source failed; serving a stale value");
+        Some((M::from_value(now.value), Some(now.meta), true))
+    }
+}
