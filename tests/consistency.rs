@@ -24,15 +24,14 @@ fn configs(server: &RedisServer) -> [(&'static str, Config); 2] {
     ]
 }
 
-async fn instances(config: &Config, tiered: bool) -> (Cache, Cache) {
+/// Two instances, once both hear the bus (connected, members of the cluster).
+async fn instances(config: &Config) -> (Cache, Cache) {
     let a = Cache::new(config.clone()).await.unwrap();
     let b = Cache::new(config.clone()).await.unwrap();
-    if tiered {
-        cache_tests::wait_until("bus up", Duration::from_secs(5), async || {
-            a.bus_healthy() && b.bus_healthy()
-        })
-        .await;
-    }
+    cache_tests::wait_until("bus up", Duration::from_secs(5), async || {
+        a.bus_healthy() && b.bus_healthy()
+    })
+    .await;
     (a, b)
 }
 
@@ -57,7 +56,7 @@ fn slow_fill(
 }
 
 async fn late_fill_case(name: &str, config: &Config, by_namespace: bool) {
-    let (a, b) = instances(config, name == "tiered").await;
+    let (a, b) = instances(config).await;
     let row = Row::default();
     let (read, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
     let fill = slow_fill(&a, &row, "late", read.clone(), release.clone());
@@ -150,7 +149,7 @@ async fn a_caller_after_an_invalidation_never_joins_an_older_flight() {
 async fn a_namespace_invalidation_succeeds_when_redis_is_out_of_memory() {
     let server =
         RedisServer::start_with(&["--maxmemory", "2mb", "--maxmemory-policy", "noeviction"]);
-    let (a, b) = instances(&Config::redis(server.url()), false).await;
+    let (a, b) = instances(&Config::redis(server.url())).await;
     a.set("oom", &1, &"old".to_string(), None).await.unwrap();
     // Fill Redis up until it refuses writes.
     let mut conn = server
@@ -187,7 +186,7 @@ async fn a_killed_fill_holder_does_not_block_other_instances_past_the_lease() {
     let server = RedisServer::start();
     let lease = Duration::from_millis(300);
     let config = Config::redis(server.url()).fill_lease(lease);
-    let (a, b) = instances(&config, false).await;
+    let (a, b) = instances(&config).await;
     let (read, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
     let holder = slow_fill(&a, &Row::default(), "held", read.clone(), release);
     read.notified().await;
@@ -213,7 +212,7 @@ async fn a_killed_fill_holder_does_not_block_other_instances_past_the_lease() {
 async fn flush_pending_reapplies_invalidations_made_while_redis_was_unreachable() {
     let server = RedisServer::start();
     let config = Config::redis(server.url()).circuit_breaker(1, Duration::from_millis(100));
-    let (a, b) = instances(&config, false).await;
+    let (a, b) = instances(&config).await;
     a.set("c", &"pending", &1u64, None).await.unwrap();
     server.pause();
     assert!(
@@ -232,5 +231,37 @@ async fn flush_pending_reapplies_invalidations_made_while_redis_was_unreachable(
         b.get::<u64>("c", &"pending").await,
         None,
         "re-applied in Redis"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_with_a_hundred_callers_each_run_a_cold_body_once() {
+    let server = RedisServer::start();
+    let runs = Arc::new(AtomicU64::new(0));
+    let (a, b) = instances(&Config::redis(server.url())).await;
+    let (c, _) = instances(&Config::redis(server.url())).await;
+    let caches = [a, b, c];
+    let mut calls = Vec::new();
+    for cache in &caches {
+        for _ in 0..100 {
+            let (cache, runs) = (cache.clone(), runs.clone());
+            calls.push(tokio::spawn(async move {
+                cache
+                    .get_or_insert_with("cold", &1, None, async move {
+                        runs.fetch_add(1, SeqCst);
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        7u64
+                    })
+                    .await
+            }));
+        }
+    }
+    for call in calls {
+        assert_eq!(call.await.unwrap(), 7);
+    }
+    assert_eq!(
+        runs.load(SeqCst),
+        1,
+        "the body ran once in the whole cluster"
     );
 }

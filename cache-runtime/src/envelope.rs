@@ -48,6 +48,17 @@ pub(crate) fn start(
     out
 }
 
+/// Bytes 4 to 24 (1-based) of a valid entry's envelope for this codec, type and generations:
+/// what the fill-lease script compares to recognise an entry it must not overwrite.
+pub(crate) fn identity(codec: u8, type_tag: [u8; 4], gens: Gens) -> [u8; 21] {
+    let mut out = [0u8; 21];
+    out[0] = codec;
+    out[1..5].copy_from_slice(&type_tag);
+    out[5..13].copy_from_slice(&gens.namespace.to_le_bytes());
+    out[13..21].copy_from_slice(&gens.all.to_le_bytes());
+    out
+}
+
 /// Parses an envelope; any deviation is an [`Error::BadEntry`].
 pub(crate) fn open(bytes: &[u8]) -> Result<Envelope<'_>, Error> {
     if bytes.len() < HEADER_LEN || bytes[..2] != MAGIC {

@@ -66,17 +66,32 @@ pub(crate) enum Acquired {
     Granted,
     /// Another fill holds the key for this long: wait for its value.
     Held(Duration),
+    /// A valid entry is there (stored since the caller looked): read it instead.
+    Filled,
 }
 
 /// `KEYS[1]` the entry, `ARGV[1]` our marker, `ARGV[2]` the term in ms, `ARGV[3]` "1" to take
-/// the key even from another holder. Returns -1 when granted, else the holder's remaining ms.
+/// the key even from another holder, `ARGV[4]` the identity of a *valid* entry (envelope bytes
+/// 4 to 24: codec, type tag, generations; empty: none), `ARGV[5]` now in unix ms (an entry past
+/// its expiry is not valid, though a `stale` window may keep it). Returns -1 when granted, -2 when a valid
+/// entry is there (another fill stored it since the caller looked: look again, do not
+/// overwrite it), else the holder's remaining ms.
 pub(crate) static ACQUIRE: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| {
     Script::new(
         r"
 local cur = redis.call('GET', KEYS[1])
-if ARGV[3] ~= '1' and cur and string.len(cur) == 10 and string.sub(cur, 1, 2) == '\202\200' and cur ~= ARGV[1] then
-  local left = redis.call('PTTL', KEYS[1])
-  if left > 0 then return left end
+if cur and ARGV[3] ~= '1' then
+  if string.len(cur) == 10 and string.sub(cur, 1, 2) == '\202\200' then
+    if cur ~= ARGV[1] then
+      local left = redis.call('PTTL', KEYS[1])
+      if left > 0 then return left end
+    end
+  elseif ARGV[4] ~= '' and string.len(cur) >= 40 and string.sub(cur, 1, 3) == '\202\199\001'
+      and string.sub(cur, 4, 24) == ARGV[4] then
+    local expires = 0
+    for i = 40, 33, -1 do expires = expires * 256 + string.byte(cur, i) end
+    if expires == 0 or expires > tonumber(ARGV[5]) then return -2 end
+  end
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return -1
@@ -141,23 +156,28 @@ return 0
 
 impl RedisStore {
     /// Tries to take the fill lease of `key` for `term`; `force` takes it even from another
-    /// holder (a refresh the client asked for).
+    /// holder (a refresh the client asked for). `valid`: the envelope identity of an entry the
+    /// caller would accept (see [`crate::envelope::identity`]); such an entry is not overwritten.
     pub(crate) async fn acquire_lease(
         &self,
         key: &str,
         token: &LeaseToken,
         term: Duration,
         force: bool,
+        valid: &[u8],
     ) -> Result<Acquired, Error> {
         let mut conn = self.connection();
         let mut call = ACQUIRE.key(key);
         call.arg(token.marker())
             .arg(millis(term))
-            .arg(if force { "1" } else { "0" });
+            .arg(if force { "1" } else { "0" })
+            .arg(valid)
+            .arg(crate::warn::now_ms());
         let left: i64 = self.guarded(false, call.invoke_async(&mut conn)).await?;
-        Ok(match u64::try_from(left) {
-            Ok(ms) => Acquired::Held(Duration::from_millis(ms)),
-            Err(_) => Acquired::Granted,
+        Ok(match left {
+            -2 => Acquired::Filled,
+            ms if ms >= 0 => Acquired::Held(Duration::from_millis(ms.unsigned_abs())),
+            _ => Acquired::Granted,
         })
     }
 

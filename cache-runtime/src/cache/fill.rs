@@ -118,6 +118,8 @@ impl Cache {
         let ns = ctx.namespace;
         let mut gens = gens;
         let mut waited = false;
+        let mut creations = 0;
+        let mut attempts = 0;
         let term = inner.config.fill_lease;
         let token = LeaseToken::new();
         let deadline = tokio::time::Instant::now() + term;
@@ -130,6 +132,22 @@ impl Cache {
                 inner.all_gen.forget();
                 gens = match created {
                     Ok(Some(created)) => created,
+                    // Another process created one meanwhile. The body has not run yet, so
+                    // storing under the current generations is safe: read and adopt them
+                    // (a few times at most, if invalidations keep racing).
+                    Ok(None) if creations < 3 => {
+                        creations += 1;
+                        match remote.read_gens(&remote.gen_key(&ns.name)).await {
+                            Ok(now) => {
+                                gens = now;
+                                continue 'generations;
+                            }
+                            Err(e) => {
+                                self.backend_failed(ns, "store", &e);
+                                return FillStart::Uncached;
+                            }
+                        }
+                    }
                     Ok(None) => return FillStart::Uncached,
                     Err(e) => {
                         self.backend_failed(ns, "store", &e);
@@ -138,13 +156,23 @@ impl Cache {
                 };
             }
             loop {
-                match remote.acquire_lease(key, &token, term, force).await {
+                let valid = crate::envelope::identity(inner.config.codec.id(), ctx.type_tag, gens);
+                match remote.acquire_lease(key, &token, term, force, &valid).await {
                     Ok(Acquired::Granted) => {
                         if waited {
                             Counters::bump(&ns.stats.lease_takeovers);
                         }
                         return FillStart::Leased(LeaseGuard::new(self, key, token), gens);
                     }
+                    Ok(Acquired::Filled) => match self.lookup::<T>(ctx, key).await {
+                        Lookup::Hit(value, meta) => return FillStart::Hit(value, meta),
+                        Lookup::Miss(now) if now != gens && attempts < 3 => {
+                            attempts += 1;
+                            gens = now;
+                            continue 'generations;
+                        }
+                        _ => return FillStart::Uncached,
+                    },
                     Ok(Acquired::Held(left)) => {
                         let now = tokio::time::Instant::now();
                         if now >= deadline {

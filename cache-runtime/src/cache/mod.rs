@@ -141,7 +141,7 @@ impl Cache {
                 } else {
                     Generation::default()
                 },
-                bus: Bus::new(config.l1.is_some()),
+                bus: Bus::new(),
                 config,
                 local,
                 remote,

@@ -130,6 +130,11 @@ impl Cache {
         O: Send + 'static,
         Fut: Future<Output = O> + Send + 'static,
     {
+        // On Redis a refresh stores only over the exact bytes it started from; a hit answered
+        // by the L1 has none, so it starts no refresh (a later Redis read will).
+        if self.inner.remote.is_some() && read.bytes.is_none() {
+            return;
+        }
         let Some(claim) = Refreshing::claim(self, &key) else {
             return;
         };
@@ -140,7 +145,10 @@ impl Cache {
             let token = LeaseToken::new();
             if let Some(remote) = &cache.inner.remote {
                 let term = cache.inner.config.fill_lease;
-                match remote.acquire_lease(&lease_key, &token, term, false).await {
+                match remote
+                    .acquire_lease(&lease_key, &token, term, false, &[])
+                    .await
+                {
                     Ok(Acquired::Granted) => {}
                     _ => return,
                 }

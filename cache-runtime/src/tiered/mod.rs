@@ -97,7 +97,6 @@ pub(crate) use recovery::PendingSet;
 
 /// Bus state of one cache.
 pub(crate) struct Bus {
-    tiered: bool,
     source: u64,
     /// Whether the L1 was in use at the last check (for transitions: logs, flushes).
     healthy: AtomicBool,
@@ -112,10 +111,9 @@ pub(crate) struct Bus {
 }
 
 impl Bus {
-    pub(crate) fn new(tiered: bool) -> Self {
+    pub(crate) fn new() -> Self {
         use std::hash::{BuildHasher, RandomState};
         Self {
-            tiered,
             source: RandomState::new().hash_one(std::process::id()),
             healthy: AtomicBool::new(false),
             subscribed: AtomicBool::new(false),
@@ -148,10 +146,11 @@ impl Bus {
 }
 
 impl Cache {
-    /// Tiered caches: whether the invalidation bus is up and the L1 in use. Always `false` for
-    /// the other backends.
+    /// Redis backends: whether the invalidation bus is up (this process hears other
+    /// processes' invalidations within the validity term); on a tiered cache, whether the L1 is
+    /// in use. Always `false` for the memory backend.
     pub fn bus_healthy(&self) -> bool {
-        self.inner.bus.tiered && self.inner.bus.healthy()
+        self.inner.remote.is_some() && self.inner.bus.healthy()
     }
 
     /// Invalidations that could not reach Redis yet and will be re-applied.
