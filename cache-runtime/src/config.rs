@@ -18,13 +18,28 @@ use std::time::Duration;
 
 use crate::codec::CodecKind;
 use crate::key::DEFAULT_MAX_KEY_LEN;
+use crate::redact::redact_url;
 
 /// Where entries live.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub(crate) enum Backend {
     Memory,
     Redis(String),
     Cluster(Vec<String>),
+}
+
+impl std::fmt::Debug for Backend {
+    /// URLs with their passwords redacted ([`crate::redact_url`]).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Memory => f.write_str("Memory"),
+            Self::Redis(url) => f.debug_tuple("Redis").field(&redact_url(url)).finish(),
+            Self::Cluster(urls) => {
+                let urls: Vec<String> = urls.iter().map(|u| redact_url(u)).collect();
+                f.debug_tuple("Cluster").field(&urls).finish()
+            }
+        }
+    }
 }
 
 /// The in-process L1 in front of Redis (the tiered cache).

@@ -20,7 +20,7 @@ pub enum Error {
     /// A Redis URL could not be parsed.
     #[error("invalid Redis URL {url:?}: {reason}")]
     InvalidUrl {
-        /// The URL as given.
+        /// The URL as given, with its password redacted ([`crate::redact_url`]).
         url: String,
         /// What is wrong with it.
         reason: String,

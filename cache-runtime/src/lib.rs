@@ -141,6 +141,7 @@ pub mod flight;
 pub mod http;
 pub mod key;
 mod namespace;
+mod redact;
 mod stats;
 pub mod tiered;
 mod warn;
@@ -155,6 +156,7 @@ pub use cache_macros::cached;
 pub use codec::{Codec, CodecKind};
 pub use config::{Config, L1};
 pub use error::Error;
+pub use redact::redact_url;
 pub use stats::{Stats, StatsSnapshot};
 
 mod error;
