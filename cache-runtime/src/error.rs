@@ -16,7 +16,7 @@ pub enum Error {
     NotInitialized,
     /// A configuration value is out of range or inconsistent.
     #[error("invalid cache configuration: {0}")]
-    InvalidConfig(String),
+    InvalidConfig(#[source] crate::ConfigError),
     /// A Redis URL could not be parsed.
     #[error("invalid Redis URL {url:?}: {reason}")]
     InvalidUrl {

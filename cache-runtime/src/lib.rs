@@ -154,7 +154,7 @@ use std::sync::OnceLock;
 pub use cache::{Cache, CacheValue, EntryMeta};
 pub use cache_macros::cached;
 pub use codec::{Codec, CodecKind};
-pub use config::{Config, L1};
+pub use config::{Config, ConfigError, L1};
 pub use error::Error;
 pub use redact::redact_url;
 pub use stats::{Stats, StatsSnapshot};

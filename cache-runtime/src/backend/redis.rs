@@ -83,7 +83,7 @@ impl RedisStore {
                     .map_err(|e| invalid_cluster(urls, e))?;
                 let cluster_config = ClusterConfig::new()
                     .set_connection_timeout(config.connect_timeout)
-                    .set_response_timeout(config.timeout * 4);
+                    .set_response_timeout(config.timeout.saturating_mul(4));
                 // Its driver task (which also makes every node connection) must live on the
                 // background runtime, not on the caller's.
                 let conn = crate::background::enter(|| {
@@ -92,7 +92,7 @@ impl RedisStore {
                 (Conn::Cluster(conn), urls.clone())
             }
             crate::config::Backend::Memory => {
-                return Err(Error::InvalidConfig("not a Redis configuration".into()));
+                return Err(Error::InvalidConfig(crate::ConfigError::NotRedis));
             }
         };
         Ok(Self {

@@ -163,7 +163,10 @@ impl Cache {
 
 /// The L1 validity term.
 fn term(config: &crate::Config) -> Duration {
-    config.bus_heartbeat * 2 + config.timeout
+    config
+        .bus_heartbeat
+        .saturating_mul(2)
+        .saturating_add(config.timeout)
 }
 
 fn channel(inner: &Inner) -> String {
