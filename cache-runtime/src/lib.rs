@@ -137,6 +137,8 @@ mod config;
 mod envelope;
 mod epoch;
 pub mod flight;
+#[cfg(test)]
+mod fuzz;
 #[cfg(feature = "axum")]
 pub mod http;
 pub mod key;

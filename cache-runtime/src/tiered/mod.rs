@@ -79,7 +79,7 @@ use crate::stats::Counters;
 use crate::warn::warn_limited;
 
 mod acks;
-mod message;
+pub(crate) mod message;
 mod recovery;
 mod subscriber;
 mod validity;
