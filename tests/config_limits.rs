@@ -24,6 +24,8 @@ const U32S: [u32; 3] = [0, 1, u32::MAX];
 const USIZES: [usize; 6] = [0, 1, 63, 64, 1 << 20, usize::MAX];
 
 type Setter = Box<dyn Fn(Config) -> Config + Send + Sync>;
+/// A backend's configuration, given a Redis URL.
+type Base = fn(&str) -> Config;
 
 /// Every setter with every extreme value, named for the failure message.
 fn setters() -> Vec<(String, Setter)> {
@@ -86,7 +88,7 @@ fn setters() -> Vec<(String, Setter)> {
 async fn every_setting_at_every_extreme_is_ok_or_a_config_error() {
     // Nothing listens there: building a Redis cache does not wait for the server.
     let url = format!("redis://127.0.0.1:{}", free_port());
-    let bases: [(&str, fn(&str) -> Config); 4] = [
+    let bases: [(&str, Base); 4] = [
         ("memory", |_| Config::memory()),
         ("redis", |url| Config::redis(url)),
         ("cluster", |url| Config::redis_cluster([url])),
