@@ -57,6 +57,7 @@ impl L1 {
     /// An L1 holding at most `max_entries` values, each for at most `ttl` (and never longer than
     /// its Redis entry). The TTL is also the staleness bound if the invalidation bus fails
     /// silently; see [`crate::tiered`].
+    #[must_use]
     pub fn new(max_entries: u64, ttl: Duration) -> Self {
         Self { max_entries, ttl }
     }
