@@ -16,11 +16,11 @@ pub enum Error {
     NotInitialized,
     /// A configuration value is out of range or inconsistent.
     #[error("invalid cache configuration: {0}")]
-    InvalidConfig(String),
+    InvalidConfig(#[source] crate::ConfigError),
     /// A Redis URL could not be parsed.
     #[error("invalid Redis URL {url:?}: {reason}")]
     InvalidUrl {
-        /// The URL as given.
+        /// The URL as given, with its password redacted ([`crate::redact_url`]).
         url: String,
         /// What is wrong with it.
         reason: String,

@@ -143,10 +143,13 @@ mod config;
 mod envelope;
 mod epoch;
 pub mod flight;
+#[cfg(test)]
+mod fuzz;
 #[cfg(feature = "axum")]
 pub mod http;
 pub mod key;
 mod namespace;
+mod redact;
 mod stats;
 pub mod tiered;
 mod warn;
@@ -159,8 +162,9 @@ use std::sync::OnceLock;
 pub use cache::{Cache, CacheValue, EntryMeta, FillOptions};
 pub use cache_macros::cached;
 pub use codec::{Codec, CodecKind};
-pub use config::{Config, L1};
+pub use config::{Config, ConfigError, L1};
 pub use error::Error;
+pub use redact::redact_url;
 pub use stats::{Stats, StatsSnapshot};
 
 mod error;

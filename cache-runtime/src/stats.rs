@@ -69,7 +69,14 @@ impl Counters {
 }
 
 /// Counter values at one moment.
+///
+/// More counters may come: it is read, never built outside this crate.
+///
+/// ```compile_fail
+/// let s = cache_runtime::StatsSnapshot { hits: 1, ..Default::default() };
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct StatsSnapshot {
     /// Lookups answered from the cache.
     pub hits: u64,
@@ -135,7 +142,14 @@ impl StatsSnapshot {
 }
 
 /// Statistics of a cache: the total and each namespace's share.
+///
+/// More fields may come: it is read, never built outside this crate.
+///
+/// ```compile_fail
+/// let s = cache_runtime::Stats { total: Default::default(), ..Default::default() };
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct Stats {
     /// Sums over every namespace, plus failures not tied to one (e.g. the invalidation bus).
     /// Namespaces no longer listed in [`Stats::namespaces`] still count here.

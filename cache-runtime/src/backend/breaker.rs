@@ -50,7 +50,9 @@ impl Breaker {
     pub(crate) fn new(threshold: u32, cooldown: Duration) -> Self {
         Self {
             threshold,
-            cooldown_ms: cooldown.as_millis().max(1) as u64,
+            cooldown_ms: u64::try_from(cooldown.as_millis())
+                .unwrap_or(u64::MAX)
+                .max(1),
             failures: AtomicU32::new(0),
             open_until: AtomicU64::new(0),
             probing: AtomicBool::new(false),
@@ -122,7 +124,9 @@ impl Permit<'_> {
         let b = self.breaker;
         let failures = b.failures.fetch_add(1, SeqCst) + 1;
         if failures >= b.threshold || self.probe {
-            let was = b.open_until.swap(now_ms() + b.cooldown_ms, SeqCst);
+            let was = b
+                .open_until
+                .swap(now_ms().saturating_add(b.cooldown_ms), SeqCst);
             if was == 0 {
                 tracing::warn!(
                     failures,

@@ -4,15 +4,21 @@
 use std::time::Duration;
 
 use crate::Error;
+use crate::redact::redact_url;
 
-/// [`Error::InvalidUrl`] for `url`, with a hint when `rediss://` lacks the `tls` feature.
+/// [`Error::InvalidUrl`] for `url` (its password redacted, also from the reason), with a hint
+/// when `rediss://` lacks the `tls` feature.
 pub(crate) fn invalid_url(url: &str, e: impl std::fmt::Display) -> Error {
+    let redacted = redact_url(url);
     let mut reason = e.to_string();
+    if !url.is_empty() {
+        reason = reason.replace(url, &redacted);
+    }
     if url.starts_with("rediss://") && !cfg!(feature = "tls") {
         reason = "rediss:// needs the `tls` feature of cache-runtime".to_owned();
     }
     Error::InvalidUrl {
-        url: url.to_owned(),
+        url: redacted,
         reason,
     }
 }
@@ -53,4 +59,16 @@ pub(crate) fn open_client(url: &str) -> Result<redis::Client, Error> {
         return Err(invalid_url(url, "the database number must not be negative"));
     }
     Ok(client)
+}
+
+/// [`Error::InvalidUrl`] for a cluster's seed list (each URL redacted).
+pub(crate) fn invalid_cluster(urls: &[String], e: impl std::fmt::Display) -> Error {
+    let mut reason = e.to_string();
+    for url in urls.iter().filter(|u| !u.is_empty()) {
+        reason = reason.replace(url.as_str(), &redact_url(url));
+    }
+    Error::InvalidUrl {
+        url: crate::redact::redact_urls(urls),
+        reason,
+    }
 }

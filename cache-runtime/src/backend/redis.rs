@@ -21,7 +21,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, FromRedisValue, RedisWrite, ToRedisArgs, Value};
 
 use super::breaker::Breaker;
-use super::client::{invalid_url, open_client, tcp_settings};
+use super::client::{invalid_cluster, open_client, tcp_settings};
 use super::incarnation::Incarnation;
 use super::single::Single;
 use crate::namespace::Gens;
@@ -80,10 +80,10 @@ impl RedisStore {
                 let client = ClusterClient::builder(urls.clone())
                     .tcp_settings(tcp_settings(&Default::default()))
                     .build()
-                    .map_err(|e| invalid_url(&urls.join(","), e))?;
+                    .map_err(|e| invalid_cluster(urls, e))?;
                 let cluster_config = ClusterConfig::new()
                     .set_connection_timeout(config.connect_timeout)
-                    .set_response_timeout(config.timeout * 4);
+                    .set_response_timeout(config.timeout.saturating_mul(4));
                 // Its driver task (which also makes every node connection) must live on the
                 // background runtime, not on the caller's.
                 let conn = crate::background::enter(|| {
@@ -92,7 +92,7 @@ impl RedisStore {
                 (Conn::Cluster(conn), urls.clone())
             }
             crate::config::Backend::Memory => {
-                return Err(Error::InvalidConfig("not a Redis configuration".into()));
+                return Err(Error::InvalidConfig(crate::ConfigError::NotRedis));
             }
         };
         Ok(Self {

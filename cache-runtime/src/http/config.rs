@@ -47,7 +47,7 @@ impl HttpConfig {
     /// The name of the header that says `HIT`, `MISS` or `BYPASS` (default `X-Cache`).
     pub fn status_header(mut self, name: &str) -> Result<Self, Error> {
         self.status_header = HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| Error::InvalidConfig(format!("{name:?} is not a valid header name")))?;
+            .map_err(|_| Error::InvalidConfig(crate::ConfigError::HeaderName(name.to_string())))?;
         Ok(self)
     }
 }

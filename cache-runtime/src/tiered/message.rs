@@ -10,6 +10,8 @@
 //! ```
 //!
 //! An invalidation with `seq` 0 wants no acknowledgement (a write announced after the fact).
+//! Numbers have one spelling (lowercase hex, decimal without leading zeros): a decoded message
+//! re-encodes to the same bytes.
 //! Keys and namespaces are the last field, so they may contain `|`.
 
 use std::fmt::Write as _;
@@ -109,18 +111,25 @@ impl Message {
     }
 }
 
+/// 16 lowercase hex digits, exactly as [`Message::encode`] writes them: one spelling per number.
 fn hex_u64(field: Option<&str>) -> Option<u64> {
     let field = field?;
-    (field.len() == 16)
+    let canonical = field.len() == 16
+        && field
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    canonical
         .then(|| u64::from_str_radix(field, 16).ok())
         .flatten()
 }
 
+/// Decimal digits without leading zeros (but `0`), as [`Message::encode`] writes them.
 fn dec_u64(field: Option<&str>) -> Option<u64> {
     let field = field?;
-    (!field.is_empty() && field.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| field.parse().ok())
-        .flatten()
+    let canonical = !field.is_empty()
+        && field.bytes().all(|b| b.is_ascii_digit())
+        && (field == "0" || !field.starts_with('0'));
+    canonical.then(|| field.parse().ok()).flatten()
 }
 
 #[cfg(test)]

@@ -86,7 +86,7 @@ use crate::stats::Counters;
 use crate::warn::warn_limited;
 
 mod acks;
-mod message;
+pub(crate) mod message;
 mod recovery;
 mod subscriber;
 mod validity;
@@ -169,7 +169,10 @@ impl Cache {
 
 /// The L1 validity term.
 fn term(config: &crate::Config) -> Duration {
-    config.bus_heartbeat * 2 + config.timeout
+    config
+        .bus_heartbeat
+        .saturating_mul(2)
+        .saturating_add(config.timeout)
 }
 
 fn channel(inner: &Inner) -> String {

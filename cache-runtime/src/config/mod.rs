@@ -18,13 +18,32 @@ use std::time::Duration;
 
 use crate::codec::CodecKind;
 use crate::key::DEFAULT_MAX_KEY_LEN;
+use crate::redact::redact_url;
+
+mod validate;
+
+pub use validate::ConfigError;
 
 /// Where entries live.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub(crate) enum Backend {
     Memory,
     Redis(String),
     Cluster(Vec<String>),
+}
+
+impl std::fmt::Debug for Backend {
+    /// URLs with their passwords redacted ([`crate::redact_url`]).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Memory => f.write_str("Memory"),
+            Self::Redis(url) => f.debug_tuple("Redis").field(&redact_url(url)).finish(),
+            Self::Cluster(urls) => {
+                let urls: Vec<String> = urls.iter().map(|u| redact_url(u)).collect();
+                f.debug_tuple("Cluster").field(&urls).finish()
+            }
+        }
+    }
 }
 
 /// The in-process L1 in front of Redis (the tiered cache).
@@ -38,6 +57,7 @@ impl L1 {
     /// An L1 holding at most `max_entries` values, each for at most `ttl` (and never longer than
     /// its Redis entry). The TTL is also the staleness bound if the invalidation bus fails
     /// silently; see [`crate::tiered`].
+    #[must_use]
     pub fn new(max_entries: u64, ttl: Duration) -> Self {
         Self { max_entries, ttl }
     }
@@ -111,57 +131,116 @@ impl Config {
     }
 
     /// The first part of every key (default `cache`), so several apps can share a Redis.
+    /// Must be non-empty, contain no whitespace, and leave room in [`Config::max_key_len`]
+    /// (its length + 64 at most).
+    ///
+    /// ```
+    /// let config = cache_runtime::Config::memory().prefix("myapp");
+    /// ```
+    #[must_use]
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
         self
     }
 
-    /// Memory backend: the most entries held (default 10,000).
+    /// Memory backend: the most entries held (default 10,000). At least 1; any `u64`.
+    ///
+    /// ```
+    /// let config = cache_runtime::Config::memory().max_entries(50_000);
+    /// ```
+    #[must_use]
     pub fn max_entries(mut self, n: u64) -> Self {
         self.max_entries = n;
         self
     }
 
-    /// Memory backend: the most bytes held, as measured by the codec (default 64 MiB).
+    /// Memory backend and L1: the most bytes held, as measured by the codec (default 64 MiB).
+    /// At least 1; any `u64`.
+    ///
+    /// ```
+    /// let config = cache_runtime::Config::memory().max_bytes(256 << 20);
+    /// ```
+    #[must_use]
     pub fn max_bytes(mut self, n: u64) -> Self {
         self.max_bytes = n;
         self
     }
 
     /// Redis backends: add an in-process L1 in front of Redis, kept consistent across
-    /// processes by the invalidation bus (see [`crate::tiered`]).
+    /// processes by the invalidation bus (see [`crate::tiered`]). Its `max_entries` must be at
+    /// least 1, its TTL longer than zero and at most 365 days.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cache_runtime::{Config, L1};
+    /// let config = Config::redis("redis://127.0.0.1:6379")
+    ///     .with_l1(L1::new(10_000, Duration::from_secs(30)));
+    /// ```
+    #[must_use]
     pub fn with_l1(mut self, l1: L1) -> Self {
         self.l1 = Some(l1);
         self
     }
 
     /// The codec of stored values (default [`CodecKind::Bincode`]).
+    ///
+    /// ```
+    /// use cache_runtime::{CodecKind, Config};
+    /// let config = Config::memory().codec(CodecKind::Bincode);
+    /// ```
+    #[must_use]
     pub fn codec(mut self, codec: CodecKind) -> Self {
         self.codec = codec;
         self
     }
 
     /// The most one Redis call may take before the cache gives up and fails open (default
-    /// 50 ms).
+    /// 50 ms). Longer than zero, at most one hour.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let config = cache_runtime::Config::redis("redis://127.0.0.1:6379")
+    ///     .timeout(Duration::from_millis(30));
+    /// ```
+    #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }
 
-    /// The most one connection attempt may take (default 500 ms).
+    /// The most one connection attempt may take (default 500 ms). Longer than zero, at most
+    /// one hour.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let config = cache_runtime::Config::redis("redis://127.0.0.1:6379")
+    ///     .connect_timeout(Duration::from_secs(2));
+    /// ```
+    #[must_use]
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
     }
 
-    /// Values whose encoding is larger are not stored (default 1 MiB).
+    /// Values whose encoding is larger are not stored (default 1 MiB). Any `usize` (0 stores
+    /// nothing).
+    ///
+    /// ```
+    /// let config = cache_runtime::Config::memory().max_value_bytes(4 << 20);
+    /// ```
+    #[must_use]
     pub fn max_value_bytes(mut self, n: usize) -> Self {
         self.max_value_bytes = n;
         self
     }
 
     /// Keys are hashed down to this length; a key that still does not fit is not cached
-    /// (default 250 bytes).
+    /// (default 250 bytes). At least the prefix's length + 64; any larger `usize`.
+    ///
+    /// ```
+    /// let config = cache_runtime::Config::memory().max_key_len(512);
+    /// ```
+    #[must_use]
     pub fn max_key_len(mut self, n: usize) -> Self {
         self.max_key_len = n;
         self
@@ -172,7 +251,14 @@ impl Config {
     /// that fails reopens it for another `cooldown`. A probe whose caller gives up before Redis
     /// answers (its future is dropped: a client disconnect, a timeout layer, `select!`) counts
     /// as neither: the breaker stays open, the cooldown is not restarted, and the next call is
-    /// the probe.
+    /// the probe. `failures` at least 1; `cooldown` at most one day.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let config = cache_runtime::Config::redis("redis://127.0.0.1:6379")
+    ///     .circuit_breaker(3, Duration::from_millis(500));
+    /// ```
+    #[must_use]
     pub fn circuit_breaker(mut self, failures: u32, cooldown: Duration) -> Self {
         self.breaker_threshold = failures;
         self.breaker_cooldown = cooldown;
@@ -180,7 +266,15 @@ impl Config {
     }
 
     /// Tiered: how often each process checks that the invalidation bus delivers (default
-    /// 500 ms). The L1 is bypassed when a check has not come back within twice this.
+    /// 500 ms). The L1 is bypassed when a check has not come back within twice this. At least
+    /// 1 ms, at most one hour.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let config = cache_runtime::Config::redis("redis://127.0.0.1:6379")
+    ///     .bus_heartbeat(Duration::from_millis(200));
+    /// ```
+    #[must_use]
     pub fn bus_heartbeat(mut self, every: Duration) -> Self {
         self.bus_heartbeat = every;
         self
@@ -192,7 +286,8 @@ impl Config {
     /// concurrent misses in other processes wait for the holder's value instead of running the
     /// body. The holder renews the lease while its body runs; a holder that dies or stalls
     /// loses it after this term, and waiting processes then fill the key themselves. It is
-    /// also the longest a miss waits for another process's fill.
+    /// also the longest a miss waits for another process's fill. At least 10 ms, at most one
+    /// day.
     ///
     /// ```
     /// use std::time::Duration;
@@ -203,47 +298,5 @@ impl Config {
     pub fn fill_lease(mut self, term: Duration) -> Self {
         self.fill_lease = term;
         self
-    }
-
-    pub(crate) fn validate(&self) -> Result<(), crate::Error> {
-        let bad = |m: &str| Err(crate::Error::InvalidConfig(m.to_owned()));
-        if self.prefix.is_empty() || self.prefix.contains(char::is_whitespace) {
-            return bad("prefix must be non-empty and contain no whitespace");
-        }
-        if self.max_entries == 0 || self.max_bytes == 0 {
-            return bad("max_entries and max_bytes must be at least 1");
-        }
-        if self.timeout.is_zero() || self.connect_timeout.is_zero() {
-            return bad("timeouts must be longer than zero");
-        }
-        if self.max_key_len < self.prefix.len() + 64 {
-            return bad("max_key_len must leave room for the prefix and a 33-byte hash");
-        }
-        if self.breaker_threshold == 0 {
-            return bad("circuit_breaker needs at least 1 failure to open");
-        }
-        if self.bus_heartbeat.is_zero() {
-            return bad("bus_heartbeat must be longer than zero");
-        }
-        if self.fill_lease < Duration::from_millis(10)
-            || self.fill_lease > Duration::from_secs(86_400)
-        {
-            return bad("fill_lease must be between 10 ms and one day");
-        }
-        match &self.backend {
-            Backend::Memory if self.l1.is_some() => {
-                bad("with_l1 is for the Redis backends; the memory backend is already in-process")
-            }
-            Backend::Cluster(urls) if urls.is_empty() => {
-                bad("redis_cluster needs at least one URL")
-            }
-            _ if self
-                .l1
-                .is_some_and(|l1| l1.max_entries == 0 || l1.ttl.is_zero()) =>
-            {
-                bad("L1 needs at least one entry and a TTL longer than zero")
-            }
-            _ => Ok(()),
-        }
     }
 }
