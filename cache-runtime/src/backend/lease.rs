@@ -60,20 +60,20 @@ impl LeaseToken {
 }
 
 /// What an acquisition found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Acquired {
     /// The lease is ours: run the body.
     Granted,
     /// Another fill holds the key for this long: wait for its value.
     Held(Duration),
-    /// A valid entry is there (stored since the caller looked): read it instead.
-    Filled,
+    /// An entry that looks valid is there (stored since the caller looked): these bytes.
+    Filled(Vec<u8>),
 }
 
 /// `KEYS[1]` the entry, `ARGV[1]` our marker, `ARGV[2]` the term in ms, `ARGV[3]` "1" to take
 /// the key even from another holder, `ARGV[4]` the identity of a *valid* entry (envelope bytes
 /// 4 to 24: codec, type tag, generations; empty: none), `ARGV[5]` now in unix ms (an entry past
-/// its expiry is not valid, though a `stale` window may keep it). Returns -1 when granted, -2 when a valid
+/// its expiry is not valid, though a `stale` window may keep it). Returns -1 when granted, `{-2, bytes}` when a valid
 /// entry is there (another fill stored it since the caller looked: look again, do not
 /// overwrite it), else the holder's remaining ms.
 pub(crate) static ACQUIRE: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| {
@@ -90,7 +90,7 @@ if cur and ARGV[3] ~= '1' then
       and string.sub(cur, 4, 24) == ARGV[4] then
     local expires = 0
     for i = 40, 33, -1 do expires = expires * 256 + string.byte(cur, i) end
-    if expires == 0 or expires > tonumber(ARGV[5]) then return -2 end
+    if expires == 0 or expires > tonumber(ARGV[5]) then return {-2, cur} end
   end
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
@@ -173,11 +173,17 @@ impl RedisStore {
             .arg(if force { "1" } else { "0" })
             .arg(valid)
             .arg(crate::warn::now_ms());
-        let left: i64 = self.guarded(false, call.invoke_async(&mut conn)).await?;
-        Ok(match left {
-            -2 => Acquired::Filled,
-            ms if ms >= 0 => Acquired::Held(Duration::from_millis(ms.unsigned_abs())),
-            _ => Acquired::Granted,
+        let reply: redis::Value = self.guarded(false, call.invoke_async(&mut conn)).await?;
+        Ok(match reply {
+            redis::Value::Array(mut parts) if parts.len() == 2 => match parts.pop() {
+                Some(redis::Value::BulkString(bytes)) => Acquired::Filled(bytes),
+                _ => return Err(Error::BadEntry("the lease script answered an odd array")),
+            },
+            redis::Value::Int(ms) if ms >= 0 => {
+                Acquired::Held(Duration::from_millis(ms.unsigned_abs()))
+            }
+            redis::Value::Int(_) => Acquired::Granted,
+            _ => return Err(Error::BadEntry("the lease script answered something else")),
         })
     }
 

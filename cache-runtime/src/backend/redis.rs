@@ -247,10 +247,23 @@ impl RedisStore {
             Target::Namespace(ns) => pipe.cmd("DEL").arg(self.gen_key(ns)).ignore(),
             Target::All => pipe.cmd("DEL").arg(&self.all_gen_key).ignore(),
         };
-        if let Some((channel, message)) = announce {
-            pipe.cmd("PUBLISH").arg(channel).arg(message).ignore();
-        }
         let mut conn = self.conn.clone();
+        let Some((channel, message)) = announce else {
+            return self.guarded(probe, pipe.query_async::<()>(&mut conn)).await;
+        };
+        if matches!(self.conn, Conn::Cluster(_)) {
+            // A Cluster pipeline cannot mix the key's slot with the channel's: delete first,
+            // then announce (never the other way round: a process hearing the message must
+            // find the entry gone).
+            self.guarded(probe, pipe.query_async::<()>(&mut conn))
+                .await?;
+            let mut publish = redis::cmd("PUBLISH");
+            publish.arg(channel).arg(message);
+            return self
+                .guarded(probe, publish.query_async::<()>(&mut conn))
+                .await;
+        }
+        pipe.cmd("PUBLISH").arg(channel).arg(message).ignore();
         self.guarded(probe, pipe.query_async::<()>(&mut conn)).await
     }
 

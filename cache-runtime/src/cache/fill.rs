@@ -119,7 +119,7 @@ impl Cache {
         let mut gens = gens;
         let mut waited = false;
         let mut creations = 0;
-        let mut attempts = 0;
+        let mut recognise = true;
         let term = inner.config.fill_lease;
         let token = LeaseToken::new();
         let deadline = tokio::time::Instant::now() + term;
@@ -156,22 +156,24 @@ impl Cache {
                 };
             }
             loop {
-                let valid = crate::envelope::identity(inner.config.codec.id(), ctx.type_tag, gens);
-                match remote.acquire_lease(key, &token, term, force, &valid).await {
+                let identity =
+                    crate::envelope::identity(inner.config.codec.id(), ctx.type_tag, gens);
+                let valid: &[u8] = if recognise { &identity } else { &[] };
+                match remote.acquire_lease(key, &token, term, force, valid).await {
                     Ok(Acquired::Granted) => {
                         if waited {
                             Counters::bump(&ns.stats.lease_takeovers);
                         }
                         return FillStart::Leased(LeaseGuard::new(self, key, token), gens);
                     }
-                    Ok(Acquired::Filled) => match self.lookup::<T>(ctx, key).await {
-                        Lookup::Hit(value, meta) => return FillStart::Hit(value, meta),
-                        Lookup::Miss(now) if now != gens && attempts < 3 => {
-                            attempts += 1;
-                            gens = now;
-                            continue 'generations;
+                    // Stored since we looked: serve it if it decodes, else (a corrupt entry that
+                    // only looks valid) take the lease over it.
+                    Ok(Acquired::Filled(bytes)) => match self.open::<T>(ctx, &bytes, gens) {
+                        Ok(Some((value, meta))) => return FillStart::Hit(value, meta),
+                        _ => {
+                            recognise = false;
+                            continue;
                         }
-                        _ => return FillStart::Uncached,
                     },
                     Ok(Acquired::Held(left)) => {
                         let now = tokio::time::Instant::now();

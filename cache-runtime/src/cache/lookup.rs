@@ -142,7 +142,7 @@ impl Cache {
     }
 
     /// Decodes stored bytes; `Ok(None)` when the entry is valid but outdated.
-    fn open<T: CacheValue>(
+    pub(super) fn open<T: CacheValue>(
         &self,
         ctx: &Ctx<'_>,
         bytes: &[u8],
