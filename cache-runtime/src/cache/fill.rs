@@ -22,42 +22,76 @@ pub(crate) enum FillStart<T> {
     Uncached,
 }
 
+/// The fill leases this cache holds, renewed by one background task every half term (one
+/// task per cache, started on first use: a miss registers its lease, it does not spawn).
+#[derive(Default)]
+pub(crate) struct Renewals {
+    active: std::sync::Mutex<std::collections::HashMap<u64, (String, LeaseToken)>>,
+    next: std::sync::atomic::AtomicU64,
+    started: std::sync::atomic::AtomicBool,
+}
+
+impl Renewals {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<u64, (String, LeaseToken)>> {
+        self.active.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Renews every registered lease each half term, while the cache lives.
+async fn renew_leases(weak: std::sync::Weak<Inner>) {
+    loop {
+        let term = {
+            let Some(inner) = weak.upgrade() else { return };
+            inner.config.fill_lease
+        };
+        tokio::time::sleep(term / 2).await;
+        let Some(inner) = weak.upgrade() else { return };
+        let Some(remote) = &inner.remote else { return };
+        let leases: Vec<(u64, String, LeaseToken)> = inner
+            .renewals
+            .lock()
+            .iter()
+            .map(|(id, (key, token))| (*id, key.clone(), token.clone()))
+            .collect();
+        for (id, key, token) in leases {
+            if matches!(remote.renew_lease(&key, &token, term).await, Ok(false)) {
+                inner.renewals.lock().remove(&id);
+            }
+        }
+    }
+}
+
 /// A fill lease held by this process. Dropped before [`LeaseGuard::settled`] (the caller was
 /// cancelled, the body panicked or produced nothing to store), it gives the lease back at
-/// once so other processes waiting for the key go on; it renews the lease while it lives.
+/// once so other processes waiting for the key go on; it is renewed while it lives.
 pub(crate) struct LeaseGuard {
     cache: Cache,
+    id: u64,
     key: String,
     token: LeaseToken,
-    renewal: tokio::task::AbortHandle,
     settled: bool,
 }
 
 impl LeaseGuard {
     fn new(cache: &Cache, key: &str, token: LeaseToken) -> Self {
-        let term = cache.inner.config.fill_lease;
-        let renewal = {
-            let (cache, key, token) = (cache.clone(), key.to_owned(), token.clone());
-            crate::background::spawn(async move {
-                let mut every = tokio::time::interval(term / 2);
-                every.tick().await;
-                loop {
-                    every.tick().await;
-                    let Some(remote) = &cache.inner.remote else {
-                        return;
-                    };
-                    if !matches!(remote.renew_lease(&key, &token, term).await, Ok(true)) {
-                        return;
-                    }
-                }
-            })
-            .abort_handle()
-        };
+        let renewals = &cache.inner.renewals;
+        let id = renewals
+            .next
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        renewals.lock().insert(id, (key.to_owned(), token.clone()));
+        if !renewals
+            .started
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            crate::background::spawn(renew_leases(std::sync::Arc::downgrade(&cache.inner)));
+        }
         Self {
             cache: cache.clone(),
+            id,
             key: key.to_owned(),
             token,
-            renewal,
             settled: false,
         }
     }
@@ -82,7 +116,7 @@ impl LeaseGuard {
 
 impl Drop for LeaseGuard {
     fn drop(&mut self) {
-        self.renewal.abort();
+        self.cache.inner.renewals.lock().remove(&self.id);
         if self.settled {
             return;
         }

@@ -68,6 +68,8 @@ pub(crate) struct Inner {
     pub(crate) bus: Bus,
     /// Per-key invalidation epochs (see [`crate::epoch`]).
     pub(crate) key_epochs: KeyEpochs,
+    /// Fill leases held, renewed in the background (see `fill.rs`).
+    pub(crate) renewals: fill::Renewals,
     /// Stale back-off and running refreshes (see [`resil`]).
     pub(crate) resil: resil::State,
 }
@@ -156,6 +158,7 @@ impl Cache {
                 namespaces: Registry::default(),
                 counters: Counters::default(),
                 key_epochs: KeyEpochs::default(),
+                renewals: fill::Renewals::default(),
                 resil: resil::State::default(),
             }),
         };
