@@ -43,6 +43,19 @@ macro_rules! scenario {
     )*};
 }
 
+/// The scenarios of `http_rules.rs`.
+macro_rules! rule {
+    ($($name:ident),* $(,)?) => {$(
+        #[test]
+        fn $name() {
+            let ctx = Ctx::new(base());
+            runtime().block_on(http_app::rules::$name(&ctx));
+        }
+    )*};
+}
+
+rule!(revalidate_by_default, client_freshness_opt_in);
+
 scenario!(
     miss_then_hit,
     if_none_match,

@@ -4,15 +4,16 @@
 //! quoted arguments (`max-age="0"`), unknown directives ignored.
 //!
 //! ```
-//! use cache_runtime::http::cache_control::{RequestDirectives, Visibility, header_value};
+//! use cache_runtime::http::cache_control::{Freshness, RequestDirectives, Visibility, header_value};
 //! use http::{HeaderMap, HeaderValue, header::CACHE_CONTROL};
 //!
 //! let mut headers = HeaderMap::new();
 //! headers.insert(CACHE_CONTROL, HeaderValue::from_static("No-Cache, no-store"));
 //! let d = RequestDirectives::parse(&headers);
 //! assert!(d.no_store && d.no_cache);
-//! assert_eq!(header_value(Visibility::Public, Some(42)), "public, max-age=42");
-//! assert_eq!(header_value(Visibility::Private, None), "private, no-cache");
+//! let fresh = Freshness { max_age: Some(42), ..Freshness::NONE };
+//! assert_eq!(header_value(Visibility::Public, &fresh), "public, max-age=42");
+//! assert_eq!(header_value(Visibility::Private, &Freshness::NONE), "private, no-cache");
 //! ```
 
 use http::header::{CACHE_CONTROL, PRAGMA};
@@ -82,17 +83,76 @@ pub fn forbids_storing(headers: &HeaderMap) -> bool {
         .any(|(name, _)| matches!(name.as_str(), "private" | "no-store" | "no-cache"))
 }
 
-/// The `Cache-Control` we send: `public, max-age=N`, or `…, no-cache` when the entry has no
-/// TTL (clients may keep it but must revalidate, which costs them a 304).
-pub fn header_value(visibility: Visibility, max_age: Option<u64>) -> HeaderValue {
-    let vis = match visibility {
+/// What clients and shared caches may do with a response without asking the server again:
+/// `#[cached(http(max_age = N, s_maxage = N, stale_while_revalidate = N, stale_if_error = N,
+/// immutable))]`. Independent of `expire` (how long the server keeps the entry).
+///
+/// The default (all `None`) sends `no-cache`: caches may store the response but revalidate it
+/// on every use, which the server answers with a 304 from its own cache. Since writes
+/// invalidate server entries, clients then never see a response older than the last write.
+/// `max_age = N` lets a client reuse a response for `N` seconds without asking: after a
+/// write it may show the old one for up to `N` seconds (`s_maxage`: the same for shared
+/// caches, CDNs and proxies).
+///
+/// ```
+/// use cache_runtime::http::cache_control::{Freshness, Visibility, header_value};
+/// let f = Freshness { max_age: Some(30), stale_if_error: Some(300), ..Freshness::NONE };
+/// assert_eq!(header_value(Visibility::Public, &f), "public, max-age=30, stale-if-error=300");
+/// assert_eq!(header_value(Visibility::Public, &Freshness::NONE), "public, no-cache");
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Freshness {
+    /// `max-age=N`: clients may reuse the response for `N` seconds without revalidating.
+    pub max_age: Option<u64>,
+    /// `s-maxage=N`: shared caches may reuse it for `N` seconds.
+    pub s_maxage: Option<u64>,
+    /// `stale-while-revalidate=N`: a cache may serve it up to `N` seconds stale while it
+    /// revalidates in the background.
+    pub stale_while_revalidate: Option<u64>,
+    /// `stale-if-error=N`: a cache may serve it up to `N` seconds stale when the server fails.
+    pub stale_if_error: Option<u64>,
+    /// `immutable`: the response never changes while fresh (no revalidation on reload).
+    pub immutable: bool,
+}
+
+impl Freshness {
+    /// No client freshness: revalidate every time (`no-cache`).
+    pub const NONE: Freshness = Freshness {
+        max_age: None,
+        s_maxage: None,
+        stale_while_revalidate: None,
+        stale_if_error: None,
+        immutable: false,
+    };
+}
+
+/// The `Cache-Control` we send: `public|private` then `no-cache` (the default: revalidate on
+/// every use) or `max-age=N` (`max-age=0` when only `s-maxage` is given), then the other
+/// directives of `freshness`.
+pub fn header_value(visibility: Visibility, freshness: &Freshness) -> HeaderValue {
+    use std::fmt::Write;
+    let mut text = String::from(match visibility {
         Visibility::Public => "public",
         Visibility::Private => "private",
-    };
-    let text = match max_age {
-        Some(secs) => format!("{vis}, max-age={secs}"),
-        None => format!("{vis}, no-cache"),
-    };
+    });
+    match (freshness.max_age, freshness.s_maxage) {
+        (Some(secs), _) => write!(text, ", max-age={secs}").unwrap(),
+        (None, Some(_)) => text.push_str(", max-age=0"),
+        (None, None) => text.push_str(", no-cache"),
+    }
+    let extra = [
+        ("s-maxage", freshness.s_maxage),
+        ("stale-while-revalidate", freshness.stale_while_revalidate),
+        ("stale-if-error", freshness.stale_if_error),
+    ];
+    for (name, value) in extra {
+        if let Some(secs) = value {
+            write!(text, ", {name}={secs}").unwrap();
+        }
+    }
+    if freshness.immutable {
+        text.push_str(", immutable");
+    }
     HeaderValue::from_str(&text).expect("ascii")
 }
 

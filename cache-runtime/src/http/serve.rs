@@ -11,8 +11,8 @@
 //! 5. Otherwise a lookup: a hit is answered without running the handler (`HIT`, with `Age`);
 //!    a miss runs it once for all concurrent requests of the key (`MISS`).
 //!
-//! Every cacheable answer carries `ETag`, `Cache-Control: public|private, max-age=<remaining
-//! TTL>` and `Vary` (when the handler varies on headers); when `If-None-Match` matches, it is
+//! Every cacheable answer carries `ETag`, `Cache-Control` (`public|private, no-cache` or the
+//! handler's freshness options) and `Vary` (when the handler varies on headers); when `If-None-Match` matches, it is
 //! a `304 Not Modified` with those headers and no body, on hits and misses alike. HEAD gets
 //! the headers (with the body's `Content-Length`) and no body.
 
@@ -23,7 +23,7 @@ use axum::response::Response;
 use http::header::{self, HeaderValue};
 use http::{Method, StatusCode};
 
-use super::cache_control::{self, RequestDirectives, Visibility};
+use super::cache_control::{RequestDirectives, Visibility};
 use super::request::RequestParts;
 use super::response::{Captured, StorePolicy, StoredResponse, capture};
 use super::site::{HttpSite, Resolved};
@@ -82,7 +82,6 @@ where
         r,
         req: &req,
         is_head,
-        ttl: spec.ttl_secs,
     };
     if spec.validate_only {
         let captured = capture(handler.await, &policy).await;
@@ -160,7 +159,6 @@ struct Reply<'a> {
     r: &'a Resolved,
     req: &'a RequestParts,
     is_head: bool,
-    ttl: Option<u64>,
 }
 
 impl Reply<'_> {
@@ -183,18 +181,18 @@ impl Reply<'_> {
             }
         };
         let now = now_ms();
-        let max_age = match meta.and_then(|m| m.expires_ms) {
-            // Rounded to the nearest second: a fresh entry says its full TTL.
-            Some(at) => Some((at.saturating_sub(now) + 500) / 1000),
-            None => self.ttl,
-        };
         let age = match (status, meta) {
             (Status::Hit, Some(m)) => Some(now.saturating_sub(m.created_ms) / 1000),
             (Status::Hit, None) => Some(0),
             _ => None,
         };
         let etag = stored.etag().clone();
-        let cache_control = cache_control::header_value(visibility, max_age);
+        let cache_control = match visibility {
+            Visibility::Private if self.r.visibility != Visibility::Private => {
+                self.r.cache_control_private.clone()
+            }
+            _ => self.r.cache_control.clone(),
+        };
         let not_modified = super::etag::none_match_matches(&self.req.headers, &etag);
         let mut response = if not_modified {
             let mut response = Response::new(Body::empty());

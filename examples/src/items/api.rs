@@ -26,13 +26,13 @@ pub fn router(db: Db) -> Router {
 }
 
 /// `GET /items`: every item.
-#[cached(expire = 60, namespace = "items")]
+#[cached(http, expire = 60, namespace = "items")]
 async fn list_items(State(db): State<Db>) -> Result<Json<Vec<Item>>, ApiError> {
     Ok(Json(db.list().await?))
 }
 
 /// `GET /items/{id}`: one item, 404 when unknown (404s are not cached).
-#[cached(expire = 60, namespace = "items")]
+#[cached(http, expire = 60, namespace = "items")]
 async fn get_item(Path(id): Path<u64>, State(db): State<Db>) -> Result<Json<Item>, ApiError> {
     db.get(id).await?.map(Json).ok_or(ApiError::NotFound(id))
 }
