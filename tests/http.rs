@@ -54,7 +54,11 @@ macro_rules! rule {
     )*};
 }
 
-rule!(revalidate_by_default, client_freshness_opt_in);
+rule!(
+    revalidate_by_default,
+    client_freshness_opt_in,
+    invalidate_path_drops_every_variant,
+);
 
 scenario!(
     miss_then_hit,

@@ -182,6 +182,7 @@ where
     };
     let ctx = Ctx {
         namespace: &state.namespace,
+        path: None,
         ttl: site.ttl(),
         type_tag,
     };

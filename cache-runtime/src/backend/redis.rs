@@ -176,36 +176,75 @@ impl RedisStore {
     /// Reads an entry and the generations it must match (its namespace's and the cache's), in
     /// one round trip. The hit path: the command is built in one pre-sized buffer and the reply
     /// taken apart without intermediate collections.
-    pub(crate) async fn read(&self, key: &str, namespace: &str) -> Result<Read, Error> {
+    /// `path`: an HTTP response's path namespace, whose generation is read too.
+    pub(crate) async fn read(
+        &self,
+        key: &str,
+        namespace: &str,
+        path: Option<&str>,
+    ) -> Result<Read, Error> {
         let gen_key = GenKey(&self.gen_prefix, namespace);
-        let data = 4 + key.len() + gen_key.len() + self.all_gen_key.len();
-        let mut cmd = Cmd::with_capacity(4, data);
+        let path_key = path.map(|p| GenKey(&self.gen_prefix, p));
+        let data = 4
+            + key.len()
+            + gen_key.len()
+            + self.all_gen_key.len()
+            + path_key.as_ref().map_or(0, GenKey::len);
+        let mut cmd = Cmd::with_capacity(5, data);
         cmd.arg("MGET").arg(key).arg(gen_key).arg(&self.all_gen_key);
+        if let Some(path_key) = path_key {
+            cmd.arg(path_key);
+        }
         let Value::Array(values) = self.call::<Value>(&cmd).await? else {
             return Err(Error::BadEntry(
                 "MGET answered with something else than an array",
             ));
         };
-        let [entry, namespace, all]: [Value; 3] = values
-            .try_into()
-            .map_err(|_| Error::BadEntry("MGET answered with the wrong number of values"))?;
+        let expected = 3 + usize::from(path.is_some());
+        if values.len() != expected {
+            return Err(Error::BadEntry(
+                "MGET answered with the wrong number of values",
+            ));
+        }
+        let mut values = values.into_iter();
+        let mut next = || bulk(values.next().unwrap_or(Value::Nil));
         Ok(Read {
-            bytes: bulk(entry)?,
+            bytes: next()?,
             gens: Gens {
-                namespace: parse_gen(bulk(namespace)?)?,
-                all: parse_gen(bulk(all)?)?,
+                namespace: parse_gen(next()?)?,
+                all: parse_gen(next()?)?,
+                path: if path.is_some() {
+                    parse_gen(next()?)?
+                } else {
+                    0
+                },
             },
         })
     }
 
     /// Reads only the generations.
-    pub(crate) async fn read_gens(&self, gen_key: &str) -> Result<Gens, Error> {
+    pub(crate) async fn read_gens(
+        &self,
+        gen_key: &str,
+        path_key: Option<&str>,
+    ) -> Result<Gens, Error> {
         let mut cmd = redis::cmd("MGET");
         cmd.arg(gen_key).arg(&self.all_gen_key);
+        if let Some(path_key) = path_key {
+            cmd.arg(path_key);
+        }
         let mut values: Vec<Option<Vec<u8>>> = self.call(&cmd).await?;
+        let path = match path_key {
+            Some(_) => parse_gen(values.pop().flatten())?,
+            None => 0,
+        };
         let all = parse_gen(values.pop().flatten())?;
         let namespace = parse_gen(values.pop().flatten())?;
-        Ok(Gens { namespace, all })
+        Ok(Gens {
+            namespace,
+            all,
+            path,
+        })
     }
 
     /// Stores `bytes` under `key`, expiring after `ttl` (`SET key bytes PX ttl`).
@@ -264,14 +303,17 @@ impl RedisStore {
     pub(crate) async fn create_generations(
         &self,
         namespace: &str,
+        path: Option<&str>,
         gens: Gens,
     ) -> Result<Option<Gens>, Error> {
         let mut created = gens;
+        let path_key = path.map(|p| self.gen_key(p));
         for (current, key) in [
             (&mut created.namespace, self.gen_key(namespace)),
             (&mut created.all, self.all_gen_key.clone()),
+            (&mut created.path, path_key.unwrap_or_default()),
         ] {
-            if *current != 0 {
+            if *current != 0 || key.is_empty() {
                 continue;
             }
             let generation = new_generation();

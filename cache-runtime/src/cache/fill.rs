@@ -123,11 +123,11 @@ impl Cache {
         let deadline = tokio::time::Instant::now() + term;
         let mut poll = WAIT_POLL_START;
         'generations: loop {
-            if gens.namespace == 0 || gens.all == 0 {
-                let created = remote.create_generations(&ns.name, gens).await;
+            if gens.namespace == 0 || gens.all == 0 || ctx.missing_path_gen(gens) {
+                let path = ctx.path.map(|p| &*p.name);
+                let created = remote.create_generations(&ns.name, path, gens).await;
                 // Whatever happened, generations remembered as 0 are outdated now.
-                ns.generation.forget();
-                inner.all_gen.forget();
+                ctx.forget_generations(&inner.all_gen);
                 gens = match created {
                     Ok(Some(created)) => created,
                     Ok(None) => return FillStart::Uncached,

@@ -122,8 +122,13 @@ where
         };
         return reply.send(captured, Status::Bypass, None, visibility);
     };
+    let path_ns = state.cache.namespace(&super::invalidate::path_namespace(
+        spec.namespace,
+        &super::key::normalize_path(req.uri.path()),
+    ));
     let ctx = Ctx {
         namespace: &state.namespace,
+        path: Some(&path_ns),
         ttl: spec.ttl_secs.map(std::time::Duration::from_secs),
         type_tag: state.type_tag,
     };
