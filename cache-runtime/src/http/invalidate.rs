@@ -32,16 +32,18 @@ pub async fn invalidate_path(namespace: &str, path: &str) {
 /// [`invalidate_path`] on a given cache, with the error.
 pub async fn invalidate_path_in(cache: &Cache, namespace: &str, path: &str) -> Result<(), Error> {
     let path = path.split_once('?').map_or(path, |(p, _)| p);
+    let path_ns = path_namespace(namespace, &super::key::normalize_path(path));
     cache
-        .invalidate_namespace(&path_namespace(
-            namespace,
-            &super::key::normalize_path(path),
-        ))
+        .invalidate_namespace_counted(&path_ns, namespace)
         .await
 }
 
 /// The internal namespace whose generation every cached response of `path` (normalized) in
 /// `namespace` depends on, besides `namespace`'s own.
 pub(crate) fn path_namespace(namespace: &str, path: &str) -> String {
-    format!("__http_path:{}:{path}", crate::key::segment(namespace))
+    format!(
+        "{}{}:{path}",
+        crate::key::HTTP_PATH_NAMESPACE,
+        crate::key::segment(namespace)
+    )
 }
