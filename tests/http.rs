@@ -58,6 +58,9 @@ rule!(
     revalidate_by_default,
     client_freshness_opt_in,
     invalidate_path_drops_every_variant,
+    last_modified_and_if_modified_since,
+    request_max_age_min_fresh_max_stale,
+    request_only_if_cached,
 );
 
 scenario!(

@@ -2,6 +2,8 @@
 //! from the server TTL, validators, request directives, invalidation of every variant of a
 //! path. Part of `http_app.rs`, so every backend (memory, Redis, tiered) runs them.
 
+use std::time::Duration;
+
 use axum::Router;
 use axum::extract::Path;
 use axum::http::Uri;
@@ -116,8 +118,73 @@ pub async fn invalidate_path_drops_every_variant(c: &Ctx) {
     }
 }
 
+/// `Last-Modified` is the entry's creation time; without `If-None-Match`, `If-Modified-Since`
+/// at or after it gives a 304 from the cache.
+pub async fn last_modified_and_if_modified_since(c: &Ctx) {
+    let first = c.get("/thing/300", &[]).await;
+    let lm = header(&first, "last-modified")
+        .expect("last-modified")
+        .to_owned();
+    let created = httpdate::parse_http_date(&lm).unwrap();
+    let age = std::time::SystemTime::now()
+        .duration_since(created)
+        .unwrap();
+    assert!(age < std::time::Duration::from_secs(60), "{lm}");
+    let r = c.get("/thing/300", &[("if-modified-since", &lm)]).await;
+    assert_eq!((r.status().as_u16(), x_cache(&r)), (304, "HIT"));
+    assert_eq!(header(&r, "last-modified"), Some(lm.as_str()));
+    let earlier = httpdate::fmt_http_date(created - std::time::Duration::from_secs(86_400));
+    let r = c
+        .get("/thing/300", &[("if-modified-since", &earlier)])
+        .await;
+    assert_eq!(r.status(), 200, "modified since the day before");
+    let r = c
+        .get(
+            "/thing/300",
+            &[("if-modified-since", &lm), ("if-none-match", "\"other\"")],
+        )
+        .await;
+    assert_eq!(r.status(), 200, "If-None-Match decides when present");
+    assert_eq!(runs("thing/300"), 1);
+}
+
+/// Request `max-age=N` refreshes an entry older than N s; `min-fresh=N` one that expires
+/// within N s; `max-stale` is accepted.
+pub async fn request_max_age_min_fresh_max_stale(c: &Ctx) {
+    let cc = |v| [("cache-control", v)];
+    assert_eq!(x_cache(&c.get("/thing/301", &[]).await), "MISS");
+    for d in ["max-age=3600", "min-fresh=30", "max-stale", "max-stale=5"] {
+        assert_eq!(x_cache(&c.get("/thing/301", &cc(d)).await), "HIT", "{d}");
+    }
+    let r = c.get("/thing/301", &cc("min-fresh=120")).await;
+    assert_eq!(x_cache(&r), "MISS", "the entry expires within 120 s");
+    assert_eq!(runs("thing/301"), 2);
+    // max-age=1: a hit until the entry is more than a second old, then a refresh.
+    cache_tests::wait_until("max-age=1 refreshes", Duration::from_secs(10), async || {
+        x_cache(&c.get("/thing/301", &cc("max-age=1")).await) == "MISS"
+    })
+    .await;
+    assert_eq!(runs("thing/301"), 3);
+    assert_eq!(x_cache(&c.get("/thing/301", &[]).await), "HIT");
+}
+
+/// `only-if-cached`: a stored response, or 504 without running the handler.
+pub async fn request_only_if_cached(c: &Ctx) {
+    let only = [("cache-control", "only-if-cached")];
+    let r = c.get("/thing/303", &only).await;
+    assert_eq!(r.status(), 504);
+    assert_eq!(runs("thing/303"), 0);
+    c.get("/thing/303", &[]).await;
+    let r = c.get("/thing/303", &only).await;
+    assert_eq!((r.status().as_u16(), x_cache(&r)), (200, "HIT"));
+    assert_eq!(runs("thing/303"), 1);
+}
+
 /// Runs every scenario of this module.
 pub async fn all(c: &Ctx) {
+    last_modified_and_if_modified_since(c).await;
+    request_max_age_min_fresh_max_stale(c).await;
+    request_only_if_cached(c).await;
     invalidate_path_drops_every_variant(c).await;
     revalidate_by_default(c).await;
     client_freshness_opt_in(c).await;

@@ -37,8 +37,17 @@ pub struct RequestDirectives {
     /// `no-cache` (or `Pragma: no-cache` without `Cache-Control`): run the handler and
     /// refresh the entry.
     pub no_cache: bool,
-    /// `max-age=N`; `max-age=0` refreshes like `no-cache`.
+    /// `max-age=N`: an entry older than `N` seconds is refreshed; `max-age=0` refreshes like
+    /// `no-cache`.
     pub max_age: Option<u64>,
+    /// `min-fresh=N`: an entry that expires (server TTL) within `N` seconds is refreshed.
+    pub min_fresh: Option<u64>,
+    /// `max-stale[=N]` (`u64::MAX` without a value): accepted; the server never serves
+    /// expired entries, so it changes nothing.
+    pub max_stale: Option<u64>,
+    /// `only-if-cached`: answer from the cache or with `504 Gateway Timeout`, never run the
+    /// handler.
+    pub only_if_cached: bool,
 }
 
 impl RequestDirectives {
@@ -51,11 +60,15 @@ impl RequestDirectives {
             match name.as_str() {
                 "no-store" => d.no_store = true,
                 "no-cache" => d.no_cache = true,
-                "max-age" => {
-                    if let Some(secs) = arg.and_then(|a| a.parse::<u64>().ok()) {
-                        d.max_age = Some(d.max_age.map_or(secs, |m| m.min(secs)));
+                "max-age" => d.max_age = min_of(d.max_age, arg.as_deref()),
+                "min-fresh" => d.min_fresh = max_of(d.min_fresh, arg.as_deref()),
+                "max-stale" => {
+                    d.max_stale = match arg {
+                        None => Some(u64::MAX),
+                        Some(a) => a.parse::<u64>().ok().or(d.max_stale),
                     }
                 }
+                "only-if-cached" => d.only_if_cached = true,
                 _ => {}
             }
         }
@@ -73,6 +86,54 @@ impl RequestDirectives {
     /// Whether the client wants a freshly computed response (`no-cache` or `max-age=0`).
     pub fn wants_fresh(&self) -> bool {
         self.no_cache || self.max_age == Some(0)
+    }
+
+    /// Whether a stored entry must be checked against `max-age`, `min-fresh` or
+    /// `only-if-cached` before it is used.
+    pub fn restricts_hits(&self) -> bool {
+        self.max_age.is_some() || self.min_fresh.is_some() || self.only_if_cached
+    }
+
+    /// Whether an entry created at `created_ms` and expiring at `expires_ms` (Unix ms) may
+    /// answer this request at `now_ms`: not older than `max-age`, still fresh `min-fresh`
+    /// seconds from now.
+    ///
+    /// ```
+    /// use cache_runtime::http::cache_control::RequestDirectives;
+    /// let d = RequestDirectives { max_age: Some(10), min_fresh: Some(5), ..Default::default() };
+    /// assert!(d.accepts(0, Some(60_000), 9_000));
+    /// assert!(!d.accepts(0, Some(60_000), 11_000), "older than max-age");
+    /// assert!(!d.accepts(0, Some(12_000), 9_000), "expires within min-fresh");
+    /// ```
+    pub fn accepts(&self, created_ms: u64, expires_ms: Option<u64>, now_ms: u64) -> bool {
+        let age_ok = self
+            .max_age
+            .is_none_or(|max| now_ms.saturating_sub(created_ms) <= max.saturating_mul(1000));
+        let fresh_ok = match (self.min_fresh, expires_ms) {
+            (Some(min), Some(at)) => at.saturating_sub(now_ms) >= min.saturating_mul(1000),
+            _ => true,
+        };
+        age_ok && fresh_ok
+    }
+}
+
+fn seconds(arg: Option<&str>) -> Option<u64> {
+    arg.and_then(|a| a.parse::<u64>().ok())
+}
+
+/// The stricter of two `max-age`s.
+fn min_of(old: Option<u64>, arg: Option<&str>) -> Option<u64> {
+    match (old, seconds(arg)) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => b.or(a),
+    }
+}
+
+/// The stricter of two `min-fresh`es.
+fn max_of(old: Option<u64>, arg: Option<&str>) -> Option<u64> {
+    match (old, seconds(arg)) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => b.or(a),
     }
 }
 
@@ -216,6 +277,16 @@ mod tests {
         assert!(!d.wants_fresh() && d.no_store);
         let d = RequestDirectives::parse(&headers(CACHE_CONTROL, &["foo=\"a,no-store\""]));
         assert_eq!(d, RequestDirectives::default());
+        let d = RequestDirectives::parse(&headers(
+            CACHE_CONTROL,
+            &["min-fresh=5, max-stale, Only-If-Cached", "min-fresh=9"],
+        ));
+        assert_eq!(
+            (d.min_fresh, d.max_stale, d.only_if_cached),
+            (Some(9), Some(u64::MAX), true)
+        );
+        let d = RequestDirectives::parse(&headers(CACHE_CONTROL, &["max-stale=30"]));
+        assert_eq!(d.max_stale, Some(30));
         let d = RequestDirectives::parse(&headers(PRAGMA, &["no-cache"]));
         assert!(d.no_cache);
         assert_eq!(

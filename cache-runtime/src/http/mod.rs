@@ -94,13 +94,19 @@
 //!   `no-store` nor `no-cache`; see [`response`]. Everything else passes through.
 //! - **ETag**: strong, quoted, BLAKE3 of the body bytes, the same in every process
 //!   ([`etag`]). `If-None-Match` (a list, weak comparison, `*`) that matches gives `304 Not
-//!   Modified` with `ETag`, `Cache-Control` and no body, on a hit without running the
-//!   handler, and on a miss too.
+//!   Modified` with `ETag`, `Last-Modified`, `Cache-Control` and no body, on a hit without
+//!   running the handler, and on a miss too.
 //! - **Headers we send**: `Cache-Control: public|private, no-cache` (or the `max_age`, ...
 //!   options), `Age` on hits, `Vary` for varied headers, and `X-Cache: HIT|MISS|BYPASS`.
-//! - **Request `Cache-Control`** ([`cache_control`]): `no-store` means no read and no write
-//!   (`BYPASS`); `no-cache` or `max-age=0` run the handler and refresh the entry (`MISS`);
-//!   lists such as `no-cache, no-store` work.
+//! - **Validators** ([`validators`]): `ETag` and `Last-Modified` (the entry's creation time).
+//!   `If-None-Match` decides when present; otherwise `If-Modified-Since` at or after
+//!   `Last-Modified` gives a 304 (RFC 9110 13.1.3).
+//! - **Request `Cache-Control`** ([`cache_control`], RFC 9111 5.2.1): `no-store` means no read
+//!   and no write (`BYPASS`); `no-cache` or `max-age=0` run the handler and refresh the entry
+//!   (`MISS`); `max-age=N` refreshes an entry older than `N` s and `min-fresh=N` one whose
+//!   server TTL ends within `N` s; `max-stale[=N]` is accepted and changes nothing (the server
+//!   never serves an expired entry); `only-if-cached` answers from the cache or with `504
+//!   Gateway Timeout`, never running the handler. Lists such as `no-cache, no-store` work.
 //! - **Key** ([`key`]): GET, the path, the query in canonical order, and the values of the
 //!   varied headers.
 //! - **Credentials**: a request with `Authorization` or `Cookie` is never answered from, nor
@@ -123,6 +129,7 @@ mod request;
 pub mod response;
 mod serve;
 mod site;
+pub mod validators;
 
 pub use cache_control::Visibility;
 pub use config::{HttpConfig, configure};

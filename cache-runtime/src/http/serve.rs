@@ -26,9 +26,10 @@ use http::{Method, StatusCode};
 use super::cache_control::{RequestDirectives, Visibility};
 use super::request::RequestParts;
 use super::response::{Captured, StorePolicy, StoredResponse, capture};
-use super::site::{HttpSite, Resolved};
+use super::site::{HttpSite, Resolved, SiteState};
 use crate::EntryMeta;
-use crate::cache::{Ctx, Mode};
+use crate::cache::{Ctx, Lookup, Mode};
+use crate::stats::Counters;
 use crate::warn::now_ms;
 
 /// How a response relates to the cache, for the status header.
@@ -133,30 +134,62 @@ where
         type_tag: state.type_tag,
     };
     let body = async { capture(handler.await, &policy).await };
-    if directives.wants_fresh() {
-        let (captured, meta) = state
-            .cache
-            .refresh::<HttpMode, Captured, _>(&ctx, &key, body)
-            .await;
-        return reply.send(captured, Status::Miss, meta, r.visibility);
+    answer(state, &ctx, &key, &directives, body, &reply).await
+}
+
+/// The cached answer: a refresh (`no-cache`), a hit, or a miss that runs `body`; with
+/// `max-age`, `min-fresh` or `only-if-cached`, the entry is checked first.
+async fn answer<F>(
+    state: &SiteState,
+    ctx: &Ctx<'_>,
+    key: &str,
+    directives: &RequestDirectives,
+    body: F,
+    reply: &Reply<'_>,
+) -> Response
+where
+    F: Future<Output = Captured>,
+{
+    let cache = state.cache;
+    let vis = reply.r.visibility;
+    let refresh = async |body| {
+        let (captured, meta) = cache.refresh::<HttpMode, Captured, _>(ctx, key, body).await;
+        reply.send(captured, Status::Miss, meta, vis)
+    };
+    if directives.wants_fresh() && !directives.only_if_cached {
+        return refresh(body).await;
     }
-    // The in-process hit path first: it does not pay for the miss path's (boxed) state.
-    if let Some((stored, meta)) = state
-        .cache
-        .local_hit_with_meta::<StoredResponse>(&ctx, &key)
-        .await
+    let mut first = None;
+    if directives.restricts_hits() {
+        let looked = cache.lookup::<StoredResponse>(ctx, key).await;
+        if let Lookup::Hit(stored, meta) = &looked
+            && !directives.wants_fresh()
+            && directives.accepts(meta.created_ms, meta.expires_ms, now_ms())
+        {
+            Counters::bump(&state.namespace.stats.hits);
+            return reply.send(
+                Captured::Stored(stored.clone()),
+                Status::Hit,
+                Some(*meta),
+                vis,
+            );
+        }
+        if directives.only_if_cached {
+            return reply.gateway_timeout();
+        }
+        if let Lookup::Hit(..) = looked {
+            return refresh(body).await;
+        }
+        first = Some(looked);
+    } else if let Some((stored, meta)) = cache.local_hit_with_meta::<StoredResponse>(ctx, key).await
     {
-        return reply.send(
-            Captured::Stored(stored),
-            Status::Hit,
-            Some(meta),
-            r.visibility,
-        );
+        // The in-process hit path first: it does not pay for the miss path's (boxed) state.
+        return reply.send(Captured::Stored(stored), Status::Hit, Some(meta), vis);
     }
-    let (captured, meta, hit) =
-        Box::pin(state.cache.run::<HttpMode, Captured, _>(&ctx, &key, body)).await;
+    let run = cache.run_from::<HttpMode, Captured, _>(ctx, key, body, first);
+    let (captured, meta, hit) = Box::pin(run).await;
     let status = if hit { Status::Hit } else { Status::Miss };
-    reply.send(captured, status, meta, r.visibility)
+    reply.send(captured, status, meta, vis)
 }
 
 /// Builds the answer to one request.
@@ -192,13 +225,14 @@ impl Reply<'_> {
             _ => None,
         };
         let etag = stored.etag().clone();
+        let created_ms = meta.map(|m| m.created_ms);
         let cache_control = match visibility {
             Visibility::Private if self.r.visibility != Visibility::Private => {
                 self.r.cache_control_private.clone()
             }
             _ => self.r.cache_control.clone(),
         };
-        let not_modified = super::etag::none_match_matches(&self.req.headers, &etag);
+        let not_modified = super::validators::not_modified(&self.req.headers, &etag, created_ms);
         let mut response = if not_modified {
             let mut response = Response::new(Body::empty());
             *response.status_mut() = StatusCode::NOT_MODIFIED;
@@ -221,6 +255,10 @@ impl Reply<'_> {
         };
         let headers = response.headers_mut();
         headers.insert(header::ETAG, etag);
+        if let Some(created_ms) = created_ms {
+            let value = super::validators::last_modified(created_ms);
+            headers.insert(header::LAST_MODIFIED, value);
+        }
         headers.insert(header::CACHE_CONTROL, cache_control);
         if let Some(vary) = &self.r.vary_header {
             headers.append(header::VARY, vary.clone());
@@ -230,6 +268,18 @@ impl Reply<'_> {
         }
         if let Some(value) = self.status_value(status) {
             headers.insert(self.r.status_header.clone(), value);
+        }
+        response
+    }
+
+    /// `only-if-cached` without a stored response: `504 Gateway Timeout` (RFC 9111 5.2.1.7).
+    fn gateway_timeout(&self) -> Response {
+        let mut response = Response::new(Body::empty());
+        *response.status_mut() = StatusCode::GATEWAY_TIMEOUT;
+        if let Some(value) = self.status_value(Status::Miss) {
+            response
+                .headers_mut()
+                .insert(self.r.status_header.clone(), value);
         }
         response
     }
