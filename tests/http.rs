@@ -61,6 +61,7 @@ rule!(
     last_modified_and_if_modified_since,
     request_max_age_min_fresh_max_stale,
     request_only_if_cached,
+    typed_handler_invalidation,
 );
 
 scenario!(

@@ -44,6 +44,12 @@ async fn pv_list(uri: Uri) -> String {
     format!("{uri} run {}", run(format!("pv{uri}")))
 }
 
+/// Two path parameters, with the typed invalidation companion `typed_invalidate`.
+#[cached(http(route = "/typed/{kind}/{id}"), expire = 600, namespace = "typed")]
+async fn typed(Path((kind, id)): Path<(String, u64)>, uri: Uri) -> String {
+    format!("{kind} {id} run {}", run(format!("typed{uri}")))
+}
+
 /// The routes of these rules.
 pub fn routes() -> Router {
     Router::new()
@@ -51,6 +57,7 @@ pub fn routes() -> Router {
         .route("/shared-only", get(shared_only))
         .route("/pv", get(pv_list))
         .route("/pv/{id}", get(pv_item))
+        .route("/typed/{kind}/{id}", get(typed))
 }
 
 /// Without `max_age` clients must revalidate every time (`no-cache`), and a revalidation is a
@@ -180,8 +187,23 @@ pub async fn request_only_if_cached(c: &Ctx) {
     assert_eq!(runs("thing/303"), 1);
 }
 
+/// `http(route = ...)` generates `{fn}_invalidate(Path(..))`: the path from typed parameters.
+pub async fn typed_handler_invalidation(c: &Ctx) {
+    let status = async |path: &str| x_cache(&c.get(path, &[]).await).to_owned();
+    for path in ["/typed/a/1", "/typed/a/1?q=1", "/typed/a/2", "/typed/b/1"] {
+        status(path).await;
+        assert_eq!(status(path).await, "HIT", "{path}");
+    }
+    typed_invalidate(Path(("a".to_owned(), 1))).await;
+    assert_eq!(status("/typed/a/1").await, "MISS");
+    assert_eq!(status("/typed/a/1?q=1").await, "MISS");
+    assert_eq!(status("/typed/a/2").await, "HIT");
+    assert_eq!(status("/typed/b/1").await, "HIT");
+}
+
 /// Runs every scenario of this module.
 pub async fn all(c: &Ctx) {
+    typed_handler_invalidation(c).await;
     last_modified_and_if_modified_since(c).await;
     request_max_age_min_fresh_max_stale(c).await;
     request_only_if_cached(c).await;

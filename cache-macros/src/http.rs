@@ -82,6 +82,8 @@ struct HttpOptions {
     /// `max_age`, `s_maxage`, `stale_while_revalidate`, `stale_if_error` (seconds).
     freshness: [Option<u64>; 4],
     immutable: bool,
+    /// `route = "/items/{id}"`: generates the typed `{fn}_invalidate(Path(..))`.
+    route: Option<LitStr>,
 }
 
 /// The client-freshness options, in the order of `HttpOptions::freshness`.
@@ -92,7 +94,7 @@ const FRESHNESS: [&str; 4] = [
     "stale_if_error",
 ];
 
-const KNOWN: &str = "vary(\"header\", ...), public, private, status_header = \"...\", validate_only, allow_credentials, statuses(200, ...), max_age = N, s_maxage = N, stale_while_revalidate = N, stale_if_error = N, immutable";
+const KNOWN: &str = "vary(\"header\", ...), public, private, status_header = \"...\", validate_only, allow_credentials, statuses(200, ...), max_age = N, s_maxage = N, stale_while_revalidate = N, stale_if_error = N, immutable, route = \"/items/{id}\"";
 
 fn is_token(s: &str) -> bool {
     !s.is_empty()
@@ -143,6 +145,9 @@ impl HttpOptions {
                     lit.base10_parse()
                         .map_err(|_| syn::Error::new_spanned(&lit, &how))?,
                 );
+                Ok(())
+            } else if path.is_ident("route") {
+                o.route = Some(meta.value()?.parse()?);
                 Ok(())
             } else if path.is_ident("immutable") {
                 o.immutable = true;
@@ -298,6 +303,10 @@ pub(crate) fn expand(item: ItemFn, opts: Options, attr: &TokenStream) -> syn::Re
         None => quote!(::core::option::Option::None),
     });
     let immutable = http.immutable;
+    let companion = match &http.route {
+        Some(route) => crate::companion::companion(&item, &namespace, route)?,
+        None => TokenStream::new(),
+    };
 
     let ItemFn {
         attrs,
@@ -357,5 +366,7 @@ pub(crate) fn expand(item: ItemFn, opts: Options, attr: &TokenStream) -> syn::Re
             })
             .await
         }
+
+        #companion
     })
 }

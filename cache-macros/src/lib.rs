@@ -6,6 +6,7 @@
 use proc_macro::TokenStream;
 use syn::ItemFn;
 
+mod companion;
 mod expand;
 mod http;
 mod options;

@@ -17,7 +17,8 @@
 //! }
 //!
 //! async fn put_item(Path(id): Path<u64>) {
-//!     // ... write the item, then drop its cached responses, in every process:
+//!     // ... write the item, then drop its cached responses (every query and header
+//!     // variant), in every process:
 //!     cache_runtime::http::invalidate_path("items", &format!("/items/{id}")).await;
 //! }
 //!
@@ -54,6 +55,7 @@
 //! | `stale_while_revalidate = N` | `stale-while-revalidate=N` | none |
 //! | `stale_if_error = N` | `stale-if-error=N` | none |
 //! | `immutable` | `immutable` | off |
+//! | `route = "/items/{id}"` | the handler's full route: generates `{fn}_invalidate(Path(..))`, taking the handler's `Path` arguments, which drops every response of that path (see [`invalidate_path`]) | none |
 //!
 //! `expire = N` is how long the **server** keeps an entry; `namespace` groups entries for
 //! [`crate::invalidate_namespace`] and [`invalidate_path`]. What **clients and shared caches**
@@ -117,8 +119,30 @@
 //!   response (`MISS`), logged and counted.
 //!
 //! # Invalidation
-//! See [`invalidate_path`] for one URL, [`crate::invalidate_namespace`] for
-//! all responses of a namespace. Both work on every backend, across processes.
+//! With `http(route = "/items/{id}")` the macro adds a typed companion next to the handler,
+//! taking the handler's `Path` arguments: `get_item_invalidate(Path(id)).await` drops every
+//! cached response of `/items/{id}` (any query, any varied header). The placeholders must be
+//! named like the `Path` bindings (a compile error says so), and the route is the full path
+//! the client requests (include a `Router::nest` prefix).
+//!
+//! ```
+//! # use axum::{Json, extract::Path};
+//! # use cache_runtime::cached;
+//! #[cached(http(route = "/items/{id}"), expire = 60, namespace = "items")]
+//! async fn get_item(Path(id): Path<u64>) -> Json<u64> {
+//!     Json(id)
+//! }
+//!
+//! async fn put_item(Path(id): Path<u64>) {
+//!     // ... write, then:
+//!     get_item_invalidate(Path(id)).await;
+//! }
+//! # let _: axum::Router = axum::Router::new()
+//! #     .route("/items/{id}", axum::routing::get(get_item).put(put_item));
+//! ```
+//!
+//! [`invalidate_path`] does the same from a string, [`crate::invalidate_namespace`] drops
+//! all responses of a namespace. All work on every backend, across processes, in O(1).
 
 pub mod cache_control;
 mod config;
