@@ -70,7 +70,7 @@ pub(crate) fn companion(
         let Pat::TupleStruct(ts) = &*pt.pat else {
             continue;
         };
-        if !ts.path.segments.last().is_some_and(|s| s.ident == "Path") {
+        if ts.path.segments.last().is_none_or(|s| s.ident != "Path") {
             continue;
         }
         let mut b = Bindings::default();

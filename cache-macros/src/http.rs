@@ -230,79 +230,17 @@ fn option_span(attr: &TokenStream, name: &str) -> Option<Span> {
 
 /// Expands `#[cached]` on an axum handler.
 pub(crate) fn expand(item: ItemFn, opts: Options, attr: &TokenStream) -> syn::Result<TokenStream> {
-    let on_handler = "on an axum handler the cache key is the request (method, path, query and \
-                      the headers in `http(vary(...))`), never the arguments";
-    if let Some(key) = &opts.key {
-        return Err(syn::Error::new_spanned(
-            key,
-            format!("{on_handler}: remove `key = ...`"),
-        ));
-    }
-    if let Some(skip) = opts.skip.first() {
-        return Err(syn::Error::new_spanned(
-            skip,
-            format!("{on_handler}: extractors are never part of the key, remove `skip(...)`"),
-        ));
-    }
-    let span = |name| option_span(attr, name).unwrap_or_else(|| item.sig.ident.span());
-    if opts.cache_none {
-        return Err(syn::Error::new(
-            span("cache_none"),
-            "`cache_none` does not apply to an axum handler: responses are cached by status \
-             code; use `http(statuses(...))`",
-        ));
-    }
-    if opts.version != 0 {
-        return Err(syn::Error::new(
-            span("version"),
-            "`version` does not apply to an axum handler: responses are keyed by URL; after a \
-             change of the response format use another `namespace` or call \
-             `cache_runtime::invalidate_namespace`",
-        ));
-    }
-    if let Some(FnArg::Receiver(r)) = item.sig.inputs.first() {
-        return Err(syn::Error::new_spanned(
-            r,
-            "an axum handler is a free `async fn`; move it out of the `impl` block",
-        ));
-    }
+    check(&item, &opts, attr)?;
     let http = HttpOptions::parse(opts.http.clone().unwrap_or_default())?;
 
-    let fname = item.sig.ident.to_string();
     let namespace = match &opts.namespace {
         Some(ns) => quote!(#ns),
-        None => quote!(::core::concat!(::core::module_path!(), "::", #fname)),
-    };
-    let ttl = match opts.expire {
-        Some(s) => quote!(::core::option::Option::Some(#s)),
-        None => quote!(::core::option::Option::None),
-    };
-    let vary = &http.vary;
-    let visibility = match http.visibility {
-        Some(true) => {
-            quote!(::core::option::Option::Some(
-                ::cache_runtime::__private::http::Visibility::Private
-            ))
+        None => {
+            let fname = item.sig.ident.to_string();
+            quote!(::core::concat!(::core::module_path!(), "::", #fname))
         }
-        Some(false) => {
-            quote!(::core::option::Option::Some(
-                ::cache_runtime::__private::http::Visibility::Public
-            ))
-        }
-        None => quote!(::core::option::Option::None),
     };
-    let status_header = match &http.status_header {
-        Some(lit) => quote!(::core::option::Option::Some(#lit)),
-        None => quote!(::core::option::Option::None),
-    };
-    let validate_only = http.validate_only;
-    let allow_credentials = http.allow_credentials;
-    let statuses = &http.statuses;
-    let [max_age, s_maxage, swr, sie] = http.freshness.map(|f| match f {
-        Some(s) => quote!(::core::option::Option::Some(#s)),
-        None => quote!(::core::option::Option::None),
-    });
-    let immutable = http.immutable;
+    let site = site(&item, &opts, &http);
     let companion = match &http.route {
         Some(route) => crate::companion::companion(&item, &namespace, route)?,
         None => TokenStream::new(),
@@ -340,27 +278,7 @@ pub(crate) fn expand(item: ItemFn, opts: Options, attr: &TokenStream) -> syn::Re
             #[allow(clippy::unused_async)]
             #inner_sig #block
             ::cache_runtime::__private::http::require_axum_feature::<()>();
-            static __CACHE_HTTP_SITE: ::cache_runtime::__private::http::HttpSite =
-                ::cache_runtime::__private::http::HttpSite::new(
-                    ::cache_runtime::__private::http::HandlerSpec {
-                        namespace: #namespace,
-                        function: #fname,
-                        ttl_secs: #ttl,
-                        vary: &[#(#vary),*],
-                        visibility: #visibility,
-                        status_header: #status_header,
-                        validate_only: #validate_only,
-                        allow_credentials: #allow_credentials,
-                        statuses: &[#(#statuses),*],
-                        freshness: ::cache_runtime::__private::http::Freshness {
-                            max_age: #max_age,
-                            s_maxage: #s_maxage,
-                            stale_while_revalidate: #swr,
-                            stale_if_error: #sie,
-                            immutable: #immutable,
-                        },
-                    },
-                );
+            #site
             ::cache_runtime::__private::http::serve(&__CACHE_HTTP_SITE, __cache_request, async move {
                 ::cache_runtime::__private::http::into_response(__cached_handler(#(#arg_names),*).await)
             })
@@ -369,4 +287,107 @@ pub(crate) fn expand(item: ItemFn, opts: Options, attr: &TokenStream) -> syn::Re
 
         #companion
     })
+}
+
+/// The `static` site of a handler: its [`HandlerSpec`] from the options.
+fn site(item: &ItemFn, opts: &Options, http: &HttpOptions) -> TokenStream {
+    let fname = item.sig.ident.to_string();
+    let namespace = match &opts.namespace {
+        Some(ns) => quote!(#ns),
+        None => quote!(::core::concat!(::core::module_path!(), "::", #fname)),
+    };
+    let ttl = match opts.expire {
+        Some(s) => quote!(::core::option::Option::Some(#s)),
+        None => quote!(::core::option::Option::None),
+    };
+    let vary = &http.vary;
+    let visibility = match http.visibility {
+        Some(true) => {
+            quote!(::core::option::Option::Some(
+                ::cache_runtime::__private::http::Visibility::Private
+            ))
+        }
+        Some(false) => {
+            quote!(::core::option::Option::Some(
+                ::cache_runtime::__private::http::Visibility::Public
+            ))
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    let status_header = match &http.status_header {
+        Some(lit) => quote!(::core::option::Option::Some(#lit)),
+        None => quote!(::core::option::Option::None),
+    };
+    let validate_only = http.validate_only;
+    let allow_credentials = http.allow_credentials;
+    let statuses = &http.statuses;
+    let [max_age, s_maxage, swr, sie] = http.freshness.map(|f| match f {
+        Some(s) => quote!(::core::option::Option::Some(#s)),
+        None => quote!(::core::option::Option::None),
+    });
+    let immutable = http.immutable;
+    quote! {
+    static __CACHE_HTTP_SITE: ::cache_runtime::__private::http::HttpSite =
+        ::cache_runtime::__private::http::HttpSite::new(
+            ::cache_runtime::__private::http::HandlerSpec {
+                namespace: #namespace,
+                function: #fname,
+                ttl_secs: #ttl,
+                vary: &[#(#vary),*],
+                visibility: #visibility,
+                status_header: #status_header,
+                validate_only: #validate_only,
+                allow_credentials: #allow_credentials,
+                statuses: &[#(#statuses),*],
+                freshness: ::cache_runtime::__private::http::Freshness {
+                    max_age: #max_age,
+                    s_maxage: #s_maxage,
+                    stale_while_revalidate: #swr,
+                    stale_if_error: #sie,
+                    immutable: #immutable,
+                },
+            },
+        );
+    }
+}
+
+/// Refuses the options and shapes that do not apply to a handler.
+fn check(item: &ItemFn, opts: &Options, attr: &TokenStream) -> syn::Result<()> {
+    let on_handler = "on an axum handler the cache key is the request (method, path, query and \
+                      the headers in `http(vary(...))`), never the arguments";
+    if let Some(key) = &opts.key {
+        return Err(syn::Error::new_spanned(
+            key,
+            format!("{on_handler}: remove `key = ...`"),
+        ));
+    }
+    if let Some(skip) = opts.skip.first() {
+        return Err(syn::Error::new_spanned(
+            skip,
+            format!("{on_handler}: extractors are never part of the key, remove `skip(...)`"),
+        ));
+    }
+    let span = |name| option_span(attr, name).unwrap_or_else(|| item.sig.ident.span());
+    if opts.cache_none {
+        return Err(syn::Error::new(
+            span("cache_none"),
+            "`cache_none` does not apply to an axum handler: responses are cached by status \
+             code; use `http(statuses(...))`",
+        ));
+    }
+    if opts.version != 0 {
+        return Err(syn::Error::new(
+            span("version"),
+            "`version` does not apply to an axum handler: responses are keyed by URL; after a \
+             change of the response format use another `namespace` or call \
+             `cache_runtime::invalidate_namespace`",
+        ));
+    }
+    if let Some(FnArg::Receiver(r)) = item.sig.inputs.first() {
+        return Err(syn::Error::new_spanned(
+            r,
+            "an axum handler is a free `async fn`; move it out of the `impl` block",
+        ));
+    }
+    Ok(())
 }

@@ -11,7 +11,7 @@
 //! | is cancelled (its future dropped, its task aborted) | the same: a new leader runs the body once |
 //!
 //! A caller joins a running flight only if no invalidation of the key (or of its namespace, or
-//! of everything) happened in this process since the flight began (an [`crate::epoch::Stamp`]
+//! of everything) happened in this process since the flight began (an `epoch::Stamp`
 //! per flight): a caller that starts after an invalidation returned never receives a value
 //! computed before it. It starts a new flight instead, which replaces the old one for later
 //! callers (the old one's followers still get their leader's outcome).
