@@ -43,6 +43,27 @@ macro_rules! scenario {
     )*};
 }
 
+/// The scenarios of `http_rules.rs`.
+macro_rules! rule {
+    ($($name:ident),* $(,)?) => {$(
+        #[test]
+        fn $name() {
+            let ctx = Ctx::new(base());
+            runtime().block_on(http_app::rules::$name(&ctx));
+        }
+    )*};
+}
+
+rule!(
+    revalidate_by_default,
+    client_freshness_opt_in,
+    invalidate_path_drops_every_variant,
+    last_modified_and_if_modified_since,
+    request_max_age_min_fresh_max_stale,
+    request_only_if_cached,
+    typed_handler_invalidation,
+);
+
 scenario!(
     miss_then_hit,
     if_none_match,

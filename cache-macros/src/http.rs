@@ -1,4 +1,4 @@
-//! `#[cached]` on an axum handler: detection, the `http(...)` options, and the expansion.
+//! `#[cached(http)]` on an axum handler: the `http(...)` options, and the expansion.
 //!
 //! The expansion keeps the handler's body in an inner `async fn` with the original signature,
 //! and wraps it in a handler that takes one more extractor (`RequestParts`) and calls
@@ -6,12 +6,12 @@
 
 use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::{format_ident, quote};
-use syn::visit::Visit;
 use syn::{FnArg, ItemFn, LitInt, LitStr, Pat, ReturnType, Type};
 
 use crate::options::Options;
 
-/// Extractor names recognised in argument patterns (`Path(id)`) and types (`HeaderMap`).
+/// Axum extractors that destructure (`Path(id): Path<u64>`): a plain cached function with
+/// such an argument would key on the wrapped value while axum calls it as a handler.
 const EXTRACTORS: &[&str] = &[
     "Path",
     "State",
@@ -19,68 +19,54 @@ const EXTRACTORS: &[&str] = &[
     "Json",
     "Form",
     "Extension",
-    "HeaderMap",
-    "Method",
-    "Uri",
-    "OriginalUri",
-    "MatchedPath",
-    "RawQuery",
     "ConnectInfo",
-    "Request",
     "TypedHeader",
 ];
 
-/// Return-type names that only a handler returns.
-const RESPONSES: &[&str] = &["IntoResponse", "Response", "Json", "Html", "Redirect"];
-
-/// Whether `item` is an axum handler: the `http` option, an extractor argument, or a
-/// response return type.
-pub(crate) fn is_handler(item: &ItemFn, opts: &Options) -> bool {
-    if opts.http.is_some() {
-        return true;
-    }
-    let extractor_arg = item.sig.inputs.iter().any(|arg| match arg {
-        FnArg::Typed(pt) => {
-            let by_pattern = match &*pt.pat {
-                Pat::TupleStruct(ts) => ts
-                    .path
-                    .segments
-                    .last()
-                    .is_some_and(|s| EXTRACTORS.contains(&s.ident.to_string().as_str())),
-                _ => false,
-            };
-            by_pattern || outer_name(&pt.ty).is_some_and(|n| EXTRACTORS.contains(&n.as_str()))
-        }
-        FnArg::Receiver(_) => false,
-    });
-    let response_ret = match &item.sig.output {
-        ReturnType::Type(_, ty) => mentions(ty, RESPONSES),
-        ReturnType::Default => false,
-    };
-    extractor_arg || response_ret
-}
-
-fn outer_name(ty: &Type) -> Option<String> {
-    match ty {
-        Type::Path(p) => p.path.segments.last().map(|s| s.ident.to_string()),
-        _ => None,
-    }
-}
-
-/// Whether any path segment or trait bound in `ty` is named one of `names`.
-fn mentions(ty: &Type, names: &[&str]) -> bool {
-    struct Finder<'a>(&'a [&'a str], bool);
-    impl<'ast> Visit<'ast> for Finder<'_> {
-        fn visit_path_segment(&mut self, s: &'ast syn::PathSegment) {
-            if self.0.contains(&s.ident.to_string().as_str()) {
-                self.1 = true;
-            }
-            syn::visit::visit_path_segment(self, s);
+/// Refuses a function without `http` that can only be an axum handler: an argument written as
+/// an extractor pattern of the same extractor type (`Path(id): Path<u64>`), or an
+/// `impl Trait` return type (never a storable value). Nothing else is inferred from names: a
+/// type of the user's called `State` is a plain argument.
+pub(crate) fn check_not_handler(item: &ItemFn) -> syn::Result<()> {
+    const ADD: &str = "add `http` to cache it as an axum handler, keyed by the request: \
+                       `#[cached(http, ...)]`";
+    for arg in &item.sig.inputs {
+        let FnArg::Typed(pt) = arg else { continue };
+        let Pat::TupleStruct(ts) = &*pt.pat else {
+            continue;
+        };
+        let Some(name) = ts.path.segments.last().map(|s| s.ident.to_string()) else {
+            continue;
+        };
+        let generic_same_type = match &*pt.ty {
+            Type::Path(p) => p.path.segments.last().is_some_and(|s| {
+                s.ident == name && matches!(s.arguments, syn::PathArguments::AngleBracketed(_))
+            }),
+            _ => false,
+        };
+        if EXTRACTORS.contains(&name.as_str()) && generic_same_type {
+            return Err(syn::Error::new_spanned(
+                &pt.pat,
+                format!(
+                    "`{}` is an axum extractor pattern: it cannot be part of a plain cached \
+                     function's key; {ADD}",
+                    quote::ToTokens::to_token_stream(&pt.pat)
+                ),
+            ));
         }
     }
-    let mut f = Finder(names, false);
-    f.visit_type(ty);
-    f.1
+    if let ReturnType::Type(_, ty) = &item.sig.output
+        && let Type::ImplTrait(_) = &**ty
+    {
+        return Err(syn::Error::new_spanned(
+            ty,
+            format!(
+                "a plain cached function must return a storable type, not `impl Trait`; if \
+                 this is an axum handler, {ADD}"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The parsed `http(...)` options.
@@ -93,9 +79,22 @@ struct HttpOptions {
     validate_only: bool,
     allow_credentials: bool,
     statuses: Vec<u16>,
+    /// `max_age`, `s_maxage`, `stale_while_revalidate`, `stale_if_error` (seconds).
+    freshness: [Option<u64>; 4],
+    immutable: bool,
+    /// `route = "/items/{id}"`: generates the typed `{fn}_invalidate(Path(..))`.
+    route: Option<LitStr>,
 }
 
-const KNOWN: &str = "vary(\"header\", ...), public, private, status_header = \"...\", validate_only, allow_credentials, statuses(200, ...)";
+/// The client-freshness options, in the order of `HttpOptions::freshness`.
+const FRESHNESS: [&str; 4] = [
+    "max_age",
+    "s_maxage",
+    "stale_while_revalidate",
+    "stale_if_error",
+];
+
+const KNOWN: &str = "vary(\"header\", ...), public, private, status_header = \"...\", validate_only, allow_credentials, statuses(200, ...), max_age = N, s_maxage = N, stale_while_revalidate = N, stale_if_error = N, immutable, route = \"/items/{id}\"";
 
 fn is_token(s: &str) -> bool {
     !s.is_empty()
@@ -132,6 +131,26 @@ impl HttpOptions {
                 Ok(())
             } else if path.is_ident("validate_only") {
                 o.validate_only = true;
+                Ok(())
+            } else if let Some(i) = FRESHNESS.iter().position(|n| path.is_ident(n)) {
+                let how = format!(
+                    "`{}` takes whole seconds, e.g. `{} = 30`",
+                    FRESHNESS[i], FRESHNESS[i]
+                );
+                let lit: LitInt = meta
+                    .value()?
+                    .parse()
+                    .map_err(|e| syn::Error::new(e.span(), &how))?;
+                o.freshness[i] = Some(
+                    lit.base10_parse()
+                        .map_err(|_| syn::Error::new_spanned(&lit, &how))?,
+                );
+                Ok(())
+            } else if path.is_ident("route") {
+                o.route = Some(meta.value()?.parse()?);
+                Ok(())
+            } else if path.is_ident("immutable") {
+                o.immutable = true;
                 Ok(())
             } else if path.is_ident("allow_credentials") {
                 o.allow_credentials = true;
@@ -211,6 +230,129 @@ fn option_span(attr: &TokenStream, name: &str) -> Option<Span> {
 
 /// Expands `#[cached]` on an axum handler.
 pub(crate) fn expand(item: ItemFn, opts: Options, attr: &TokenStream) -> syn::Result<TokenStream> {
+    check(&item, &opts, attr)?;
+    let http = HttpOptions::parse(opts.http.clone().unwrap_or_default())?;
+
+    let namespace = match &opts.namespace {
+        Some(ns) => quote!(#ns),
+        None => {
+            let fname = item.sig.ident.to_string();
+            quote!(::core::concat!(::core::module_path!(), "::", #fname))
+        }
+    };
+    let site = site(&item, &opts, &http);
+    let companion = match &http.route {
+        Some(route) => crate::companion::companion(&item, &namespace, route)?,
+        None => TokenStream::new(),
+    };
+
+    let ItemFn {
+        attrs,
+        vis,
+        sig,
+        block,
+    } = &item;
+    let mut inner_sig = sig.clone();
+    inner_sig.ident = format_ident!("__cached_handler");
+    let mut outer_sig = sig.clone();
+    let mut arg_names = Vec::new();
+    let mut outer_inputs: syn::punctuated::Punctuated<FnArg, syn::Token![,]> =
+        syn::punctuated::Punctuated::new();
+    outer_inputs.push(syn::parse_quote!(
+        __cache_request: ::cache_runtime::__private::http::RequestParts
+    ));
+    for (i, arg) in sig.inputs.iter().enumerate() {
+        if let FnArg::Typed(pt) = arg {
+            let name = format_ident!("__cache_arg{}", i);
+            let ty = &pt.ty;
+            outer_inputs.push(syn::parse_quote!(#name: #ty));
+            arg_names.push(name);
+        }
+    }
+    outer_sig.inputs = outer_inputs;
+    outer_sig.output = syn::parse_quote!(-> ::cache_runtime::__private::http::Response);
+
+    Ok(quote! {
+        #(#attrs)*
+        #vis #outer_sig {
+            #[allow(clippy::unused_async)]
+            #inner_sig #block
+            ::cache_runtime::__private::http::require_axum_feature::<()>();
+            #site
+            ::cache_runtime::__private::http::serve(&__CACHE_HTTP_SITE, __cache_request, async move {
+                ::cache_runtime::__private::http::into_response(__cached_handler(#(#arg_names),*).await)
+            })
+            .await
+        }
+
+        #companion
+    })
+}
+
+/// The `static` site of a handler: its [`HandlerSpec`] from the options.
+fn site(item: &ItemFn, opts: &Options, http: &HttpOptions) -> TokenStream {
+    let fname = item.sig.ident.to_string();
+    let namespace = match &opts.namespace {
+        Some(ns) => quote!(#ns),
+        None => quote!(::core::concat!(::core::module_path!(), "::", #fname)),
+    };
+    let ttl = match opts.expire {
+        Some(s) => quote!(::core::option::Option::Some(#s)),
+        None => quote!(::core::option::Option::None),
+    };
+    let vary = &http.vary;
+    let visibility = match http.visibility {
+        Some(true) => {
+            quote!(::core::option::Option::Some(
+                ::cache_runtime::__private::http::Visibility::Private
+            ))
+        }
+        Some(false) => {
+            quote!(::core::option::Option::Some(
+                ::cache_runtime::__private::http::Visibility::Public
+            ))
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    let status_header = match &http.status_header {
+        Some(lit) => quote!(::core::option::Option::Some(#lit)),
+        None => quote!(::core::option::Option::None),
+    };
+    let validate_only = http.validate_only;
+    let allow_credentials = http.allow_credentials;
+    let statuses = &http.statuses;
+    let [max_age, s_maxage, swr, sie] = http.freshness.map(|f| match f {
+        Some(s) => quote!(::core::option::Option::Some(#s)),
+        None => quote!(::core::option::Option::None),
+    });
+    let immutable = http.immutable;
+    quote! {
+    static __CACHE_HTTP_SITE: ::cache_runtime::__private::http::HttpSite =
+        ::cache_runtime::__private::http::HttpSite::new(
+            ::cache_runtime::__private::http::HandlerSpec {
+                namespace: #namespace,
+                function: #fname,
+                ttl_secs: #ttl,
+                vary: &[#(#vary),*],
+                visibility: #visibility,
+                status_header: #status_header,
+                validate_only: #validate_only,
+                allow_credentials: #allow_credentials,
+                statuses: &[#(#statuses),*],
+                freshness: ::cache_runtime::__private::http::Freshness {
+                    max_age: #max_age,
+                    s_maxage: #s_maxage,
+                    stale_while_revalidate: #swr,
+                    stale_if_error: #sie,
+                    immutable: #immutable,
+                },
+            },
+        );
+    }
+}
+
+/// Refuses the options and shapes that do not apply to a handler.
+fn check(item: &ItemFn, opts: &Options, attr: &TokenStream) -> syn::Result<()> {
     let on_handler = "on an axum handler the cache key is the request (method, path, query and \
                       the headers in `http(vary(...))`), never the arguments";
     if let Some(key) = &opts.key {
@@ -247,89 +389,5 @@ pub(crate) fn expand(item: ItemFn, opts: Options, attr: &TokenStream) -> syn::Re
             "an axum handler is a free `async fn`; move it out of the `impl` block",
         ));
     }
-    let http = HttpOptions::parse(opts.http.clone().unwrap_or_default())?;
-
-    let fname = item.sig.ident.to_string();
-    let namespace = match &opts.namespace {
-        Some(ns) => quote!(#ns),
-        None => quote!(::core::concat!(::core::module_path!(), "::", #fname)),
-    };
-    let ttl = match opts.expire {
-        Some(s) => quote!(::core::option::Option::Some(#s)),
-        None => quote!(::core::option::Option::None),
-    };
-    let vary = &http.vary;
-    let visibility = match http.visibility {
-        Some(true) => {
-            quote!(::core::option::Option::Some(
-                ::cache_runtime::__private::http::Visibility::Private
-            ))
-        }
-        Some(false) => {
-            quote!(::core::option::Option::Some(
-                ::cache_runtime::__private::http::Visibility::Public
-            ))
-        }
-        None => quote!(::core::option::Option::None),
-    };
-    let status_header = match &http.status_header {
-        Some(lit) => quote!(::core::option::Option::Some(#lit)),
-        None => quote!(::core::option::Option::None),
-    };
-    let validate_only = http.validate_only;
-    let allow_credentials = http.allow_credentials;
-    let statuses = &http.statuses;
-
-    let ItemFn {
-        attrs,
-        vis,
-        sig,
-        block,
-    } = &item;
-    let mut inner_sig = sig.clone();
-    inner_sig.ident = format_ident!("__cached_handler");
-    let mut outer_sig = sig.clone();
-    let mut arg_names = Vec::new();
-    let mut outer_inputs: syn::punctuated::Punctuated<FnArg, syn::Token![,]> =
-        syn::punctuated::Punctuated::new();
-    outer_inputs.push(syn::parse_quote!(
-        __cache_request: ::cache_runtime::__private::http::RequestParts
-    ));
-    for (i, arg) in sig.inputs.iter().enumerate() {
-        if let FnArg::Typed(pt) = arg {
-            let name = format_ident!("__cache_arg{}", i);
-            let ty = &pt.ty;
-            outer_inputs.push(syn::parse_quote!(#name: #ty));
-            arg_names.push(name);
-        }
-    }
-    outer_sig.inputs = outer_inputs;
-    outer_sig.output = syn::parse_quote!(-> ::cache_runtime::__private::http::Response);
-
-    Ok(quote! {
-        #(#attrs)*
-        #vis #outer_sig {
-            #[allow(clippy::unused_async)]
-            #inner_sig #block
-            ::cache_runtime::__private::http::require_axum_feature::<()>();
-            static __CACHE_HTTP_SITE: ::cache_runtime::__private::http::HttpSite =
-                ::cache_runtime::__private::http::HttpSite::new(
-                    ::cache_runtime::__private::http::HandlerSpec {
-                        namespace: #namespace,
-                        function: #fname,
-                        ttl_secs: #ttl,
-                        vary: &[#(#vary),*],
-                        visibility: #visibility,
-                        status_header: #status_header,
-                        validate_only: #validate_only,
-                        allow_credentials: #allow_credentials,
-                        statuses: &[#(#statuses),*],
-                    },
-                );
-            ::cache_runtime::__private::http::serve(&__CACHE_HTTP_SITE, __cache_request, async move {
-                ::cache_runtime::__private::http::into_response(__cached_handler(#(#arg_names),*).await)
-            })
-            .await
-        }
-    })
+    Ok(())
 }

@@ -6,6 +6,7 @@
 use proc_macro::TokenStream;
 use syn::ItemFn;
 
+mod companion;
 mod expand;
 mod http;
 mod options;
@@ -39,10 +40,11 @@ pub fn cached(attr: TokenStream, item: TokenStream) -> TokenStream {
         .to_compile_error()
         .into();
     }
-    let expanded = if http::is_handler(&item, &opts) {
+    // Only the attribute makes a handler: nothing is inferred from argument or type names.
+    let expanded = if opts.http.is_some() {
         http::expand(item, opts, &attr2)
     } else {
-        expand::expand(item, opts)
+        http::check_not_handler(&item).and_then(|()| expand::expand(item, opts))
     };
     match expanded {
         Ok(tokens) => tokens.into(),

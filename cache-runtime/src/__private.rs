@@ -197,6 +197,7 @@ where
     };
     let ctx = Ctx {
         namespace: &state.namespace,
+        path: None,
         ttl: site.ttl(),
         type_tag,
     };
@@ -283,6 +284,7 @@ pub fn key_part<T: KeyPart + ?Sized>(value: &T) -> &T {
 #[cfg(feature = "axum")]
 pub mod http {
     pub use crate::http::__reexport::{IntoResponse, Response};
+    pub use crate::http::cache_control::Freshness;
     pub use crate::http::{HandlerSpec, HttpSite, RequestParts, Visibility, serve};
 
     /// Implemented when the `axum` feature is on (see the other cfg).

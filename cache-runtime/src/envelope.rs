@@ -42,6 +42,7 @@ pub(crate) fn start(
     out.push(FORMAT);
     out.push(codec);
     out.extend_from_slice(&type_tag);
+    let gens = gens.stored();
     for n in [gens.namespace, gens.all, created_ms, expires_ms] {
         out.extend_from_slice(&n.to_le_bytes());
     }
@@ -80,6 +81,7 @@ pub(crate) fn open(bytes: &[u8]) -> Result<Envelope<'_>, Error> {
         gens: Gens {
             namespace: u64_at(8),
             all: u64_at(16),
+            path: 0,
         },
         created_ms: u64_at(24),
         expires_ms: u64_at(32),
@@ -96,6 +98,7 @@ mod tests {
         let gens = Gens {
             namespace: 3,
             all: 9,
+            path: 0,
         };
         let mut bytes = start(1, [1, 2, 3, 4], gens, 100, 200, 3);
         bytes.extend_from_slice(b"abc");

@@ -113,6 +113,7 @@ fn envelope_bytes() -> impl Strategy<Value = Vec<u8>> {
         let gens = Gens {
             namespace: n[0],
             all: n[1],
+            path: 0,
         };
         let mut bytes = envelope::start(codec, tag, gens, n[2], n[3], payload.len());
         bytes.extend_from_slice(&payload);

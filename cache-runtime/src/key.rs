@@ -70,6 +70,9 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     out
 }
 
+/// The start of the internal namespaces of HTTP paths (see `http::invalidate_path`).
+pub(crate) const HTTP_PATH_NAMESPACE: &str = "__http_path:";
+
 /// The marker of the keys of `#[cached]` functions.
 const FUNCTION_SPACE: &str = "fn";
 /// The marker of the keys of the manual API.

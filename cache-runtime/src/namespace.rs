@@ -32,11 +32,29 @@ use std::sync::{Arc, Mutex};
 
 use crate::stats::Counters;
 
-/// The generations an entry was written under: its namespace's and the whole cache's.
+/// The generations an entry was written under: its namespace's and the whole cache's, and for
+/// an HTTP response its path's (0 for every other entry; see [`crate::http::invalidate_path`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct Gens {
     pub(crate) namespace: u64,
     pub(crate) all: u64,
+    pub(crate) path: u64,
+}
+
+impl Gens {
+    /// The two values an envelope holds: the path generation is folded into the namespace's
+    /// (a bijective mix, 0 for no path, so entries without a path keep their format).
+    pub(crate) fn stored(self) -> Gens {
+        let mixed = self
+            .path
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .rotate_left(29);
+        Gens {
+            namespace: self.namespace ^ mixed,
+            all: self.all,
+            path: 0,
+        }
+    }
 }
 
 /// A generation as known to this process: a value plus whether it is trustworthy.
@@ -156,7 +174,11 @@ impl Registry {
         }
         let name: Arc<str> = Arc::from(name);
         let generation = if local {
-            Generation::known(0)
+            // A fresh range per creation: a namespace dropped by a sweep and created again
+            // never reuses a generation its entries (e.g. HTTP path generations, which no
+            // entry holds) were written under.
+            static NEXT: AtomicU64 = AtomicU64::new(1 << 32);
+            Generation::known(NEXT.fetch_add(1 << 32, SeqCst))
         } else {
             Generation::default()
         };

@@ -6,19 +6,17 @@
 //! [background runtime](crate::background), so they outlive the runtime that built the cache. Every call has a timeout and goes through a
 //! [circuit breaker](super::breaker); a failure is reported to the caller, which fails open.
 //!
-//! A lookup is one `MGET` of the entry and the two generation keys (its namespace's and the
-//! cache's); on a Cluster, where these keys live in different slots, the client splits the
+//! A lookup is one `MGET` of the entry and the generation keys (its namespace's, the cache's
+//! and, for an HTTP response, its path's; see [`gens`]); on a Cluster, where these keys live in different slots, the client splits the
 //! `MGET` per node and sends the parts concurrently.
 
-use std::hash::{BuildHasher, RandomState};
-use std::io::Write as _;
 use std::time::Duration;
 
 use redis::AsyncConnectionConfig;
 use redis::aio::ConnectionLike;
 use redis::cluster::{ClusterClient, ClusterConfig};
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, FromRedisValue, RedisWrite, ToRedisArgs, Value};
+use redis::{Cmd, FromRedisValue, Value};
 
 use super::breaker::Breaker;
 use super::client::{invalid_cluster, open_client, tcp_settings};
@@ -27,6 +25,10 @@ use super::single::Single;
 use crate::namespace::Gens;
 use crate::{Config, Error};
 use std::sync::Arc;
+
+mod gens;
+
+pub(crate) use gens::new_generation;
 
 #[derive(Clone)]
 enum Conn {
@@ -173,41 +175,6 @@ impl RedisStore {
         result
     }
 
-    /// Reads an entry and the generations it must match (its namespace's and the cache's), in
-    /// one round trip. The hit path: the command is built in one pre-sized buffer and the reply
-    /// taken apart without intermediate collections.
-    pub(crate) async fn read(&self, key: &str, namespace: &str) -> Result<Read, Error> {
-        let gen_key = GenKey(&self.gen_prefix, namespace);
-        let data = 4 + key.len() + gen_key.len() + self.all_gen_key.len();
-        let mut cmd = Cmd::with_capacity(4, data);
-        cmd.arg("MGET").arg(key).arg(gen_key).arg(&self.all_gen_key);
-        let Value::Array(values) = self.call::<Value>(&cmd).await? else {
-            return Err(Error::BadEntry(
-                "MGET answered with something else than an array",
-            ));
-        };
-        let [entry, namespace, all]: [Value; 3] = values
-            .try_into()
-            .map_err(|_| Error::BadEntry("MGET answered with the wrong number of values"))?;
-        Ok(Read {
-            bytes: bulk(entry)?,
-            gens: Gens {
-                namespace: parse_gen(bulk(namespace)?)?,
-                all: parse_gen(bulk(all)?)?,
-            },
-        })
-    }
-
-    /// Reads only the generations.
-    pub(crate) async fn read_gens(&self, gen_key: &str) -> Result<Gens, Error> {
-        let mut cmd = redis::cmd("MGET");
-        cmd.arg(gen_key).arg(&self.all_gen_key);
-        let mut values: Vec<Option<Vec<u8>>> = self.call(&cmd).await?;
-        let all = parse_gen(values.pop().flatten())?;
-        let namespace = parse_gen(values.pop().flatten())?;
-        Ok(Gens { namespace, all })
-    }
-
     /// Stores `bytes` under `key`, expiring after `ttl` (`SET key bytes PX ttl`).
     pub(crate) async fn write(
         &self,
@@ -267,38 +234,6 @@ impl RedisStore {
         self.guarded(probe, pipe.query_async::<()>(&mut conn)).await
     }
 
-    /// Creates the generation keys that do not exist yet (`gens` holds 0 for them) with
-    /// `SET NX`, so no entry is ever written under generation 0: a generation key that is
-    /// later lost (evicted, or Redis restarted) then reads as 0 and matches no entry, instead
-    /// of reviving entries written before the namespace's first invalidation.
-    ///
-    /// Returns the generations to write under, or `None` when another process created or
-    /// replaced a generation meanwhile (an invalidation may have overlapped: do not store).
-    pub(crate) async fn create_generations(
-        &self,
-        namespace: &str,
-        gens: Gens,
-    ) -> Result<Option<Gens>, Error> {
-        let mut created = gens;
-        for (current, key) in [
-            (&mut created.namespace, self.gen_key(namespace)),
-            (&mut created.all, self.all_gen_key.clone()),
-        ] {
-            if *current != 0 {
-                continue;
-            }
-            let generation = new_generation();
-            let set: Option<String> = self
-                .call(redis::cmd("SET").arg(key).arg(generation).arg("NX"))
-                .await?;
-            if set.is_none() {
-                return Ok(None);
-            }
-            *current = generation;
-        }
-        Ok(Some(created))
-    }
-
     /// Publishes `payload` on `channel`.
     pub(crate) async fn publish(&self, channel: &str, payload: &[u8]) -> Result<(), Error> {
         self.call::<()>(redis::cmd("PUBLISH").arg(channel).arg(payload))
@@ -318,55 +253,6 @@ pub(crate) enum Target<'a> {
     Namespace(&'a str),
     /// Every entry (a new cache generation).
     All,
-}
-
-/// A fresh random generation, never 0 (0 stands for "no generation key").
-pub(crate) fn new_generation() -> u64 {
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    RandomState::new().hash_one((crate::warn::now_ms(), n, std::process::id())) | 1
-}
-
-/// `{prefix}:__gen:{namespace}`, written straight into a command's buffer.
-struct GenKey<'a>(&'a str, &'a str);
-
-impl GenKey<'_> {
-    fn len(&self) -> usize {
-        self.0.len() + self.1.len()
-    }
-}
-
-impl ToRedisArgs for GenKey<'_> {
-    fn write_redis_args<W: ?Sized + RedisWrite>(&self, out: &mut W) {
-        let mut arg = out.writer_for_next_arg();
-        // Writing into the command's own buffer cannot fail.
-        let _ = arg.write_all(self.0.as_bytes());
-        let _ = arg.write_all(self.1.as_bytes());
-    }
-}
-
-/// One value of an `MGET` reply: bytes, or `None` for a missing key.
-fn bulk(value: Value) -> Result<Option<Vec<u8>>, Error> {
-    match value {
-        Value::BulkString(bytes) => Ok(Some(bytes)),
-        Value::Nil => Ok(None),
-        Value::SimpleString(s) => Ok(Some(s.into_bytes())),
-        _ => Err(Error::BadEntry(
-            "MGET answered with a value that is not a string",
-        )),
-    }
-}
-
-fn parse_gen(bytes: Option<Vec<u8>>) -> Result<u64, Error> {
-    match bytes {
-        None => Ok(0),
-        Some(b) => std::str::from_utf8(&b)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .ok_or(Error::BadEntry(
-                "a generation key holds something else than a number",
-            )),
-    }
 }
 
 impl ConnectionLike for Conn {

@@ -270,7 +270,10 @@ impl Cache {
     {
         Counters::bump(&ctx.namespace.stats.misses);
         let ticket = self.inner.key_epochs.ticket(key);
-        let gens = match self.current_gens(ctx.namespace).await {
+        let gens = match self
+            .current_gens_with(ctx.namespace, ctx.path.map(|p| &**p))
+            .await
+        {
             Ok(gens) => gens,
             Err(_) => return (fut.await, None),
         };

@@ -159,11 +159,11 @@ impl Cache {
         let deadline = tokio::time::Instant::now() + term;
         let mut poll = WAIT_POLL_START;
         'generations: loop {
-            if gens.namespace == 0 || gens.all == 0 {
-                let created = remote.create_generations(&ns.name, gens).await;
+            if gens.namespace == 0 || gens.all == 0 || ctx.missing_path_gen(gens) {
+                let path = ctx.path.map(|p| &*p.name);
+                let created = remote.create_generations(&ns.name, path, gens).await;
                 // Whatever happened, generations remembered as 0 are outdated now.
-                ns.generation.forget();
-                inner.all_gen.forget();
+                ctx.forget_generations(&inner.all_gen);
                 gens = match created {
                     Ok(Some(created)) => created,
                     // Another process created one meanwhile. The body has not run yet, so
@@ -171,7 +171,9 @@ impl Cache {
                     // (a few times at most, if invalidations keep racing).
                     Ok(None) if creations < 3 => {
                         creations += 1;
-                        match remote.read_gens(&remote.gen_key(&ns.name)).await {
+                        let path_key = ctx.path.map(|p| remote.gen_key(&p.name));
+                        let ns_key = remote.gen_key(&ns.name);
+                        match remote.read_gens(&ns_key, path_key.as_deref()).await {
                             Ok(now) => {
                                 gens = now;
                                 continue 'generations;

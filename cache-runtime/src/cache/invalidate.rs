@@ -41,8 +41,18 @@ impl Cache {
     /// Cancel safe: the invalidation runs in a task of its own and completes (or is kept
     /// pending) even if this future is dropped.
     pub async fn invalidate_namespace(&self, namespace: &str) -> Result<(), Error> {
-        let ns = self.namespace(namespace);
-        Counters::bump(&ns.stats.invalidations);
+        self.invalidate_namespace_counted(namespace, namespace)
+            .await
+    }
+
+    /// [`Cache::invalidate_namespace`] of `namespace`, counted on `counted` (an HTTP path
+    /// namespace counts on its handler's namespace).
+    pub(crate) async fn invalidate_namespace_counted(
+        &self,
+        namespace: &str,
+        counted: &str,
+    ) -> Result<(), Error> {
+        Counters::bump(&self.namespace(counted).stats.invalidations);
         self.detached(Pending::Namespace(namespace.to_owned()))
             .await
     }

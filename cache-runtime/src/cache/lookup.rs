@@ -38,6 +38,10 @@ impl Cache {
         let gens = Gens {
             namespace: ns.generation.get()?,
             all: inner.all_gen.get()?,
+            path: match ctx.path {
+                Some(p) => p.generation.get()?,
+                None => 0,
+            },
         };
         let entry = local.get(key).await?;
         if entry.gens != gens || !inner.key_epochs.is_current(entry.ticket) {
@@ -68,8 +72,13 @@ impl Cache {
         if let Some(local) = &inner.local
             && self.local_usable()
             && let (Some(namespace), Some(all)) = (ns.generation.get(), inner.all_gen.get())
+            && let Some(path) = ctx.path.map_or(Some(0), |p| p.generation.get())
         {
-            let gens = Gens { namespace, all };
+            let gens = Gens {
+                namespace,
+                all,
+                path,
+            };
             if let Some((entry, fresh)) = local.get_any(key).await
                 && entry.gens == gens
                 && inner.key_epochs.is_current(entry.ticket)
@@ -97,7 +106,8 @@ impl Cache {
         let bus_fence = inner.bus.fence();
         let ns_ticket = ns.generation.ticket();
         let all_ticket = inner.all_gen.ticket();
-        let read = match remote.read(key, &ns.name).await {
+        let path_ticket = ctx.path.map(|p| p.generation.ticket());
+        let read = match remote.read(key, &ns.name, ctx.path.map(|p| &*p.name)).await {
             Ok(read) => read,
             Err(e) => {
                 self.backend_failed(ns, "lookup", &e);
@@ -108,6 +118,9 @@ impl Cache {
         if inner.local.is_some() {
             ns.generation.learn(ns_ticket, read.gens.namespace);
             inner.all_gen.learn(all_ticket, read.gens.all);
+            if let (Some(p), Some(ticket)) = (ctx.path, path_ticket) {
+                p.generation.learn(ticket, read.gens.path);
+            }
         }
         let Some(bytes) = read.bytes.filter(|b| !crate::backend::lease::is_marker(b)) else {
             // Absent, or another fill holds its lease: a miss (the fill waits on the lease).
@@ -155,7 +168,7 @@ impl Cache {
         if env.type_tag != ctx.type_tag {
             return Err(Error::BadEntry("entry holds another type"));
         }
-        if env.gens != gens {
+        if env.gens != gens.stored() {
             return Ok(None);
         }
         let value = self.inner.config.codec.decode::<T>(env.payload)?;

@@ -66,6 +66,7 @@ impl Cache {
         };
         let ctx = Ctx {
             namespace: &ns,
+            path: None,
             ttl: None,
             type_tag,
         };
@@ -99,6 +100,7 @@ impl Cache {
         let (full_key, type_tag) = self.manual_key::<T>(namespace, key)?;
         let ctx = Ctx {
             namespace: &ns,
+            path: None,
             ttl,
             type_tag,
         };
@@ -194,6 +196,7 @@ impl Cache {
         };
         let ctx = Ctx {
             namespace: &ns,
+            path: None,
             ttl,
             type_tag,
         };
@@ -202,20 +205,41 @@ impl Cache {
 
     /// The generations a value stored now must carry.
     pub(crate) async fn current_gens(&self, ns: &Namespace) -> Result<Gens, Error> {
+        self.current_gens_with(ns, None).await
+    }
+
+    /// [`Cache::current_gens`] with an HTTP response's path generation.
+    pub(crate) async fn current_gens_with(
+        &self,
+        ns: &Namespace,
+        path: Option<&Namespace>,
+    ) -> Result<Gens, Error> {
         // Remembered generations are only kept fresh by a working bus (tiered) or owned locally
         // (memory); plain Redis reads them, else a write after another process's
         // invalidation would carry the old generation and be ignored by every reader.
         let trusted = self.inner.remote.is_none() || self.bus_healthy();
         if trusted
             && let (Some(namespace), Some(all)) = (ns.generation.get(), self.inner.all_gen.get())
+            && let Some(path) = path.map_or(Some(0), |p| p.generation.get())
         {
-            return Ok(Gens { namespace, all });
+            return Ok(Gens {
+                namespace,
+                all,
+                path,
+            });
         }
         let remote = self.inner.remote.as_ref().ok_or(Error::NotConnected)?;
         let (t1, t2) = (ns.generation.ticket(), self.inner.all_gen.ticket());
-        let gens = remote.read_gens(&remote.gen_key(&ns.name)).await?;
+        let t3 = path.map(|p| p.generation.ticket());
+        let path_key = path.map(|p| remote.gen_key(&p.name));
+        let gens = remote
+            .read_gens(&remote.gen_key(&ns.name), path_key.as_deref())
+            .await?;
         ns.generation.learn(t1, gens.namespace);
         self.inner.all_gen.learn(t2, gens.all);
+        if let (Some(p), Some(t3)) = (path, t3) {
+            p.generation.learn(t3, gens.path);
+        }
         Ok(gens)
     }
 }

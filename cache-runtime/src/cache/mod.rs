@@ -102,8 +102,27 @@ pub(crate) enum Lookup<T> {
 /// What a cached call needs to know about its site.
 pub(crate) struct Ctx<'a> {
     pub(crate) namespace: &'a Arc<Namespace>,
+    /// An HTTP response's path namespace: a third generation the entry depends on, so that
+    /// invalidating it drops every variant of the path (see [`crate::http::invalidate_path`]).
+    pub(crate) path: Option<&'a Arc<Namespace>>,
     pub(crate) ttl: Option<Duration>,
     pub(crate) type_tag: [u8; 4],
+}
+
+impl Ctx<'_> {
+    /// Whether the path generation of an HTTP entry does not exist yet in Redis.
+    pub(crate) fn missing_path_gen(&self, gens: Gens) -> bool {
+        self.path.is_some() && gens.path == 0
+    }
+
+    /// Forgets the namespace's, the path's and the cache's remembered generations.
+    pub(crate) fn forget_generations(&self, all: &crate::namespace::Generation) {
+        self.namespace.generation.forget();
+        if let Some(p) = self.path {
+            p.generation.forget();
+        }
+        all.forget();
+    }
 }
 
 /// How a function's output maps to the cached value: see [`crate::__private`].

@@ -28,6 +28,8 @@ impl Site {
             namespace: &self.namespace,
             ttl: self.ttl,
             type_tag: self.type_tag,
+            // Detached calls are `#[cached]` functions and the manual API, never HTTP paths.
+            path: None,
         }
     }
 }

@@ -14,7 +14,12 @@ impl Cache {
         Stats::collect(
             &self.inner.counters,
             self.inner.namespaces.retired(),
-            namespaces.iter().map(|ns| (&*ns.name, &ns.stats)),
+            // HTTP path namespaces count nothing of their own (their entries and invalidations
+            // count on the handler's namespace): not listed.
+            namespaces
+                .iter()
+                .filter(|ns| !ns.name.starts_with(crate::key::HTTP_PATH_NAMESPACE))
+                .map(|ns| (&*ns.name, &ns.stats)),
         )
     }
 

@@ -73,15 +73,20 @@ impl Cache {
                 .ttl
                 .map(|t| created_ms.saturating_add(t.as_millis().min(u64::MAX.into()) as u64)),
         };
-        if inner.bus.has_pending() && inner.bus.pending_covers(&ns.name, key) {
+        if inner.bus.has_pending()
+            && (inner.bus.pending_covers(&ns.name, key)
+                || ctx
+                    .path
+                    .is_some_and(|p| inner.bus.pending_covers(&p.name, key)))
+        {
             return Err(Error::InvalidationPending);
         }
         if let Some(remote) = &inner.remote {
-            let gens = if gens.namespace == 0 || gens.all == 0 {
-                let created = remote.create_generations(&ns.name, gens).await;
+            let gens = if gens.namespace == 0 || gens.all == 0 || ctx.missing_path_gen(gens) {
+                let path = ctx.path.map(|p| &*p.name);
+                let created = remote.create_generations(&ns.name, path, gens).await;
                 // Whatever happened, generations remembered as 0 are outdated now.
-                ns.generation.forget();
-                inner.all_gen.forget();
+                ctx.forget_generations(&inner.all_gen);
                 match created {
                     Ok(Some(created)) => created,
                     Ok(None) => return Err(Error::Superseded),

@@ -1,9 +1,11 @@
 //! Dropping cached responses from code, e.g. in the `PUT` handler that changed an item.
 //!
-//! - [`invalidate_path`] drops the entry of one URL (path and optional query) of a namespace,
-//!   in every process: `invalidate_path("items", "/items/1")`. It drops the variant requested
-//!   without the varied headers (the usual one); to drop every query and header variant of a
-//!   handler, give it its own namespace and use [`crate::invalidate_namespace`].
+//! - [`invalidate_path`] drops every cached response of one path of a namespace, in every
+//!   process, in O(1): `invalidate_path("items", "/items/1")` drops `/items/1`,
+//!   `/items/1?x=1` and every varied-header variant. Each (namespace, path) has its own
+//!   generation (an internal namespace, `__http_path:{namespace}:{path}`), read in the same
+//!   lookup as the entry (one Redis `MGET`); invalidating it is a namespace invalidation, with
+//!   its guarantees (announced on the bus, acknowledged by every process).
 //! - [`crate::invalidate_namespace`] drops every response of a namespace in O(1).
 //!
 //! Both go through the cache, so they work on every backend: the memory backend, Redis (other
@@ -11,9 +13,8 @@
 
 use crate::{Cache, Error};
 
-/// Drops the cached response of `path` (for example `/items/1`, or `/items?page=2`; the
-/// query's order and encoding do not matter) in `namespace`, in the global cache, in every
-/// process. Failures are logged and counted, and with Redis kept and re-applied when it
+/// Drops every cached response of `path` (for example `/items/1`; a query string is ignored:
+/// all of them go) in `namespace`, in the global cache, in every process. Failures are logged and counted, and with Redis kept and re-applied when it
 /// answers; [`invalidate_path_in`] returns them.
 pub async fn invalidate_path(namespace: &str, path: &str) {
     match crate::global() {
@@ -30,19 +31,19 @@ pub async fn invalidate_path(namespace: &str, path: &str) {
 
 /// [`invalidate_path`] on a given cache, with the error.
 pub async fn invalidate_path_in(cache: &Cache, namespace: &str, path: &str) -> Result<(), Error> {
-    let (path, query) = match path.split_once('?') {
-        Some((p, q)) => (p, Some(q)),
-        None => (path, None),
-    };
-    let config = cache.config();
-    let key = super::key::request_key(
-        &config.prefix,
-        namespace,
-        config.max_key_len,
-        path,
-        query,
-        &[],
-    )?;
-    let ns = cache.namespace(namespace);
-    cache.invalidate_key_in(&ns, &key).await
+    let path = path.split_once('?').map_or(path, |(p, _)| p);
+    let path_ns = path_namespace(namespace, &super::key::normalize_path(path));
+    cache
+        .invalidate_namespace_counted(&path_ns, namespace)
+        .await
+}
+
+/// The internal namespace whose generation every cached response of `path` (normalized) in
+/// `namespace` depends on, besides `namespace`'s own.
+pub(crate) fn path_namespace(namespace: &str, path: &str) -> String {
+    format!(
+        "{}{}:{path}",
+        crate::key::HTTP_PATH_NAMESPACE,
+        crate::key::segment(namespace)
+    )
 }

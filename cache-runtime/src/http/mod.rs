@@ -11,13 +11,14 @@
 //! #[derive(serde::Serialize)]
 //! struct Item { id: u64, name: String }
 //!
-//! #[cached(expire = 60, namespace = "items")]
+//! #[cached(http, expire = 60, namespace = "items")]
 //! async fn get_item(Path(id): Path<u64>, State(db): State<Db>) -> Json<Item> {
 //!     Json(Item { id, name: format!("item {id}") })
 //! }
 //!
 //! async fn put_item(Path(id): Path<u64>) {
-//!     // ... write the item, then drop its cached responses, in every process:
+//!     // ... write the item, then drop its cached responses (every query and header
+//!     // variant), in every process:
 //!     cache_runtime::http::invalidate_path("items", &format!("/items/{id}")).await;
 //! }
 //!
@@ -26,16 +27,14 @@
 //!     .with_state(Db);
 //! ```
 //!
-//! # How the macro recognises a handler
-//! `#[cached]` treats an `async fn` as an axum handler when
-//! - the attribute says `http` or `http(...)`, or
-//! - an argument is an axum extractor, by pattern or type: `Path(..)`, `State(..)`,
-//!   `Query(..)`, `Json(..)`, `Form(..)`, `Extension(..)`, `HeaderMap`, `Method`, `Uri`,
-//!   `OriginalUri`, `MatchedPath`, `RawQuery`, `ConnectInfo(..)`, `Request`, or
-//! - the return type mentions `IntoResponse`, `Response`, `Json`, `Html` or `Redirect`
-//!   (also inside `Result<Json<T>, E>`).
+//! # Handlers are explicit
+//! `#[cached]` caches an `async fn` as an axum handler only when the attribute says `http` or
+//! `http(...)`; nothing is inferred from argument or type names (a type of yours called
+//! `State` is a plain argument). Without `http`, an extractor pattern of the extractor's own
+//! type (`Path(id): Path<u64>`, `State(db): State<Db>`, ...) or an `impl Trait` return type
+//! is a compile error that says to add `http`: such a function cannot be a plain cached one.
 //!
-//! Anything else is a plain cached function (see the crate docs). A handler's key is the
+//! A handler's key is the
 //! request, never its arguments: extractors such as `State` and database pools are not part
 //! of it, so `key = ...`, `skip(...)`, `cache_none` and `version` are compile errors on a
 //! handler. The expansion adds one extractor argument ([`RequestParts`]: method, URI,
@@ -51,17 +50,29 @@
 //! | `validate_only` | ETag and 304 only, nothing stored (the handler always runs) | off |
 //! | `allow_credentials` | requests with `Authorization` / `Cookie` may use the shared entry | off |
 //! | `statuses(200, 404)` | status codes that may be stored | 2xx except 206 |
+//! | `max_age = N` | clients may reuse a response `N` s without asking (`max-age=N`) | `no-cache` |
+//! | `s_maxage = N` | shared caches (CDNs, proxies) may reuse it `N` s (`s-maxage=N`) | none |
+//! | `stale_while_revalidate = N` | `stale-while-revalidate=N` | none |
+//! | `stale_if_error = N` | `stale-if-error=N` | none |
+//! | `immutable` | `immutable` | off |
+//! | `route = "/items/{id}"` | the handler's full route: generates `{fn}_invalidate(Path(..))`, taking the handler's `Path` arguments, which drops every response of that path (see [`invalidate_path`]) | none |
 //!
-//! `expire = N` is the entry's TTL and the `max-age` clients see (the remaining TTL, to the
-//! nearest second, so a CDN holds a response about as long as the server does); `namespace`
-//! groups entries for
-//! [`crate::invalidate_namespace`] and [`invalidate_path`].
+//! `expire = N` is how long the **server** keeps an entry; `namespace` groups entries for
+//! [`crate::invalidate_namespace`] and [`invalidate_path`]. What **clients and shared caches**
+//! may do is separate ([`cache_control::Freshness`]): by default responses say
+//! `Cache-Control: public, no-cache` with an `ETag`, so browsers, nginx and CDNs may store
+//! them but ask every time; the server answers that from its own cache with a bodiless 304
+//! (no handler run), and since writes invalidate the server's entries nobody sees a response
+//! older than the last write. `max_age = N` buys fewer requests at the price of staleness:
+//! after a write a client may keep showing the old response for up to `N` seconds (`s_maxage`:
+//! the same for shared caches), and no invalidation reaches it.
 //!
 //! ```
 //! # use axum::{Json, http::HeaderMap};
 //! # use cache_runtime::cached;
-//! // One entry per language, announced in `Vary: accept-language`; browsers only.
-//! #[cached(expire = 300, namespace = "home", http(vary("accept-language"), private))]
+//! // One entry per language, announced in `Vary: accept-language`; browsers only, which may
+//! // reuse it for a minute without asking (and show it up to a minute after a change).
+//! #[cached(expire = 300, namespace = "home", http(vary("accept-language"), private, max_age = 60))]
 //! async fn home(headers: HeaderMap) -> Json<String> {
 //!     let lang = headers.get("accept-language").and_then(|v| v.to_str().ok()).unwrap_or("en");
 //!     Json(format!("hello ({lang})"))
@@ -85,14 +96,19 @@
 //!   `no-store` nor `no-cache`; see [`response`]. Everything else passes through.
 //! - **ETag**: strong, quoted, BLAKE3 of the body bytes, the same in every process
 //!   ([`etag`]). `If-None-Match` (a list, weak comparison, `*`) that matches gives `304 Not
-//!   Modified` with `ETag`, `Cache-Control` and no body, on a hit without running the
-//!   handler, and on a miss too.
-//! - **Headers we send**: `Cache-Control: public|private, max-age=<remaining TTL>` (`no-cache`
-//!   instead of `max-age` without `expire`), `Age` on hits, `Vary` for varied headers, and
-//!   `X-Cache: HIT|MISS|BYPASS`.
-//! - **Request `Cache-Control`** ([`cache_control`]): `no-store` means no read and no write
-//!   (`BYPASS`); `no-cache` or `max-age=0` run the handler and refresh the entry (`MISS`);
-//!   lists such as `no-cache, no-store` work.
+//!   Modified` with `ETag`, `Last-Modified`, `Cache-Control` and no body, on a hit without
+//!   running the handler, and on a miss too.
+//! - **Headers we send**: `Cache-Control: public|private, no-cache` (or the `max_age`, ...
+//!   options), `Age` on hits, `Vary` for varied headers, and `X-Cache: HIT|MISS|BYPASS`.
+//! - **Validators** ([`validators`]): `ETag` and `Last-Modified` (the entry's creation time).
+//!   `If-None-Match` decides when present; otherwise `If-Modified-Since` at or after
+//!   `Last-Modified` gives a 304 (RFC 9110 13.1.3).
+//! - **Request `Cache-Control`** ([`cache_control`], RFC 9111 5.2.1): `no-store` means no read
+//!   and no write (`BYPASS`); `no-cache` or `max-age=0` run the handler and refresh the entry
+//!   (`MISS`); `max-age=N` refreshes an entry older than `N` s and `min-fresh=N` one whose
+//!   server TTL ends within `N` s; `max-stale[=N]` is accepted and changes nothing (the server
+//!   never serves an expired entry); `only-if-cached` answers from the cache or with `504
+//!   Gateway Timeout`, never running the handler. Lists such as `no-cache, no-store` work.
 //! - **Key** ([`key`]): GET, the path, the query in canonical order, and the values of the
 //!   varied headers.
 //! - **Credentials**: a request with `Authorization` or `Cookie` is never answered from, nor
@@ -103,8 +119,30 @@
 //!   response (`MISS`), logged and counted.
 //!
 //! # Invalidation
-//! See [`invalidate_path`] for one URL, [`crate::invalidate_namespace`] for
-//! all responses of a namespace. Both work on every backend, across processes.
+//! With `http(route = "/items/{id}")` the macro adds a typed companion next to the handler,
+//! taking the handler's `Path` arguments: `get_item_invalidate(Path(id)).await` drops every
+//! cached response of `/items/{id}` (any query, any varied header). The placeholders must be
+//! named like the `Path` bindings (a compile error says so), and the route is the full path
+//! the client requests (include a `Router::nest` prefix).
+//!
+//! ```
+//! # use axum::{Json, extract::Path};
+//! # use cache_runtime::cached;
+//! #[cached(http(route = "/items/{id}"), expire = 60, namespace = "items")]
+//! async fn get_item(Path(id): Path<u64>) -> Json<u64> {
+//!     Json(id)
+//! }
+//!
+//! async fn put_item(Path(id): Path<u64>) {
+//!     // ... write, then:
+//!     get_item_invalidate(Path(id)).await;
+//! }
+//! # let _: axum::Router = axum::Router::new()
+//! #     .route("/items/{id}", axum::routing::get(get_item).put(put_item));
+//! ```
+//!
+//! [`invalidate_path`] does the same from a string, [`crate::invalidate_namespace`] drops
+//! all responses of a namespace. All work on every backend, across processes, in O(1).
 
 pub mod cache_control;
 mod config;
@@ -115,6 +153,7 @@ mod request;
 pub mod response;
 mod serve;
 mod site;
+pub mod validators;
 
 pub use cache_control::Visibility;
 pub use config::{HttpConfig, configure};

@@ -11,8 +11,8 @@
 //! 5. Otherwise a lookup: a hit is answered without running the handler (`HIT`, with `Age`);
 //!    a miss runs it once for all concurrent requests of the key (`MISS`).
 //!
-//! Every cacheable answer carries `ETag`, `Cache-Control: public|private, max-age=<remaining
-//! TTL>` and `Vary` (when the handler varies on headers); when `If-None-Match` matches, it is
+//! Every cacheable answer carries `ETag`, `Cache-Control` (`public|private, no-cache` or the
+//! handler's freshness options) and `Vary` (when the handler varies on headers); when `If-None-Match` matches, it is
 //! a `304 Not Modified` with those headers and no body, on hits and misses alike. HEAD gets
 //! the headers (with the body's `Content-Length`) and no body.
 
@@ -23,12 +23,13 @@ use axum::response::Response;
 use http::header::{self, HeaderValue};
 use http::{Method, StatusCode};
 
-use super::cache_control::{self, RequestDirectives, Visibility};
+use super::cache_control::{RequestDirectives, Visibility};
 use super::request::RequestParts;
 use super::response::{Captured, StorePolicy, StoredResponse, capture};
-use super::site::{HttpSite, Resolved};
+use super::site::{HttpSite, Resolved, SiteState};
 use crate::EntryMeta;
-use crate::cache::{Ctx, Mode};
+use crate::cache::{Ctx, Lookup, Mode};
+use crate::stats::Counters;
 use crate::warn::now_ms;
 
 /// How a response relates to the cache, for the status header.
@@ -82,7 +83,6 @@ where
         r,
         req: &req,
         is_head,
-        ttl: spec.ttl_secs,
     };
     if spec.validate_only {
         let captured = capture(handler.await, &policy).await;
@@ -123,36 +123,75 @@ where
         };
         return reply.send(captured, Status::Bypass, None, visibility);
     };
+    let path_ns = state.cache.namespace(&super::invalidate::path_namespace(
+        spec.namespace,
+        &super::key::normalize_path(req.uri.path()),
+    ));
     let ctx = Ctx {
         namespace: &state.namespace,
+        path: Some(&path_ns),
         ttl: spec.ttl_secs.map(std::time::Duration::from_secs),
         type_tag: state.type_tag,
     };
     let body = async { capture(handler.await, &policy).await };
-    if directives.wants_fresh() {
-        let (captured, meta) = state
-            .cache
-            .refresh::<HttpMode, Captured, _>(&ctx, &key, body)
-            .await;
-        return reply.send(captured, Status::Miss, meta, r.visibility);
+    answer(state, &ctx, &key, &directives, body, &reply).await
+}
+
+/// The cached answer: a refresh (`no-cache`), a hit, or a miss that runs `body`; with
+/// `max-age`, `min-fresh` or `only-if-cached`, the entry is checked first.
+async fn answer<F>(
+    state: &SiteState,
+    ctx: &Ctx<'_>,
+    key: &str,
+    directives: &RequestDirectives,
+    body: F,
+    reply: &Reply<'_>,
+) -> Response
+where
+    F: Future<Output = Captured>,
+{
+    let cache = state.cache;
+    let vis = reply.r.visibility;
+    let refresh = async |body| {
+        let (captured, meta) = cache.refresh::<HttpMode, Captured, _>(ctx, key, body).await;
+        reply.send(captured, Status::Miss, meta, vis)
+    };
+    if directives.wants_fresh() && !directives.only_if_cached {
+        return refresh(body).await;
     }
-    // The in-process hit path first: it does not pay for the miss path's (boxed) state.
-    if let Some((stored, meta)) = state
-        .cache
-        .local_hit_with_meta::<StoredResponse>(&ctx, &key)
-        .await
+    let mut first = None;
+    if directives.restricts_hits() {
+        let looked = cache.lookup::<StoredResponse>(ctx, key).await;
+        if let Lookup::Hit(stored, meta) = &looked
+            && !directives.wants_fresh()
+            && directives.accepts(meta.created_ms, meta.expires_ms, now_ms())
+        {
+            Counters::bump(&state.namespace.stats.hits);
+            return reply.send(
+                Captured::Stored(stored.clone()),
+                Status::Hit,
+                Some(*meta),
+                vis,
+            );
+        }
+        if directives.only_if_cached {
+            return reply.gateway_timeout();
+        }
+        if let Lookup::Hit(..) = looked {
+            return refresh(body).await;
+        }
+        first = Some(looked);
+    } else if let Some((stored, meta)) = cache.local_hit_with_meta::<StoredResponse>(ctx, key).await
     {
-        return reply.send(
-            Captured::Stored(stored),
-            Status::Hit,
-            Some(meta),
-            r.visibility,
-        );
+        // The in-process hit path first: it does not pay for the miss path's (boxed) state.
+        return reply.send(Captured::Stored(stored), Status::Hit, Some(meta), vis);
     }
-    let (captured, meta, hit) =
-        Box::pin(state.cache.run::<HttpMode, Captured, _>(&ctx, &key, body)).await;
+    let opts = crate::cache::FillOptions::default();
+    let first = first.map(crate::cache::resil::Seen::plain);
+    let run = cache.run_from::<HttpMode, Captured, _>(ctx, &opts, key, body, first);
+    let (captured, meta, hit) = Box::pin(run).await;
     let status = if hit { Status::Hit } else { Status::Miss };
-    reply.send(captured, status, meta, r.visibility)
+    reply.send(captured, status, meta, vis)
 }
 
 /// Builds the answer to one request.
@@ -160,7 +199,6 @@ struct Reply<'a> {
     r: &'a Resolved,
     req: &'a RequestParts,
     is_head: bool,
-    ttl: Option<u64>,
 }
 
 impl Reply<'_> {
@@ -183,19 +221,20 @@ impl Reply<'_> {
             }
         };
         let now = now_ms();
-        let max_age = match meta.and_then(|m| m.expires_ms) {
-            // Rounded to the nearest second: a fresh entry says its full TTL.
-            Some(at) => Some((at.saturating_sub(now) + 500) / 1000),
-            None => self.ttl,
-        };
         let age = match (status, meta) {
             (Status::Hit, Some(m)) => Some(now.saturating_sub(m.created_ms) / 1000),
             (Status::Hit, None) => Some(0),
             _ => None,
         };
         let etag = stored.etag().clone();
-        let cache_control = cache_control::header_value(visibility, max_age);
-        let not_modified = super::etag::none_match_matches(&self.req.headers, &etag);
+        let created_ms = meta.map(|m| m.created_ms);
+        let cache_control = match visibility {
+            Visibility::Private if self.r.visibility != Visibility::Private => {
+                self.r.cache_control_private.clone()
+            }
+            _ => self.r.cache_control.clone(),
+        };
+        let not_modified = super::validators::not_modified(&self.req.headers, &etag, created_ms);
         let mut response = if not_modified {
             let mut response = Response::new(Body::empty());
             *response.status_mut() = StatusCode::NOT_MODIFIED;
@@ -218,6 +257,10 @@ impl Reply<'_> {
         };
         let headers = response.headers_mut();
         headers.insert(header::ETAG, etag);
+        if let Some(created_ms) = created_ms {
+            let value = super::validators::last_modified(created_ms);
+            headers.insert(header::LAST_MODIFIED, value);
+        }
         headers.insert(header::CACHE_CONTROL, cache_control);
         if let Some(vary) = &self.r.vary_header {
             headers.append(header::VARY, vary.clone());
@@ -227,6 +270,18 @@ impl Reply<'_> {
         }
         if let Some(value) = self.status_value(status) {
             headers.insert(self.r.status_header.clone(), value);
+        }
+        response
+    }
+
+    /// `only-if-cached` without a stored response: `504 Gateway Timeout` (RFC 9111 5.2.1.7).
+    fn gateway_timeout(&self) -> Response {
+        let mut response = Response::new(Body::empty());
+        *response.status_mut() = StatusCode::GATEWAY_TIMEOUT;
+        if let Some(value) = self.status_value(Status::Miss) {
+            response
+                .headers_mut()
+                .insert(self.r.status_header.clone(), value);
         }
         response
     }

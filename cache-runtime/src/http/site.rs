@@ -4,7 +4,7 @@ use std::sync::{Arc, OnceLock};
 
 use http::{HeaderName, HeaderValue};
 
-use super::cache_control::Visibility;
+use super::cache_control::{Freshness, Visibility, header_value};
 use crate::Cache;
 use crate::namespace::Namespace;
 
@@ -30,6 +30,8 @@ pub struct HandlerSpec {
     pub allow_credentials: bool,
     /// `http(statuses(200, 404))`; empty = 2xx except 206.
     pub statuses: &'static [u16],
+    /// `http(max_age = N, ...)`: client and shared-cache freshness.
+    pub freshness: Freshness,
 }
 
 /// Per-handler state, a `static` in the expansion.
@@ -48,6 +50,9 @@ pub(crate) struct Resolved {
     /// Whether the key holds the credentials (vary on `Authorization` or `Cookie`), so an
     /// entry is per user.
     pub(crate) keyed_by_credentials: bool,
+    /// The `Cache-Control` sent with `visibility`, and with `private` (credentialed bypass).
+    pub(crate) cache_control: HeaderValue,
+    pub(crate) cache_control_private: HeaderValue,
 }
 
 pub(crate) struct SiteState {
@@ -106,6 +111,8 @@ impl HttpSite {
                 None => config.visibility,
             };
             Resolved {
+                cache_control: header_value(visibility, &self.spec.freshness),
+                cache_control_private: header_value(Visibility::Private, &self.spec.freshness),
                 vary,
                 vary_header,
                 visibility,

@@ -25,22 +25,24 @@ pub fn router(db: Db) -> Router {
         .with_state(db)
 }
 
-/// `GET /items`: every item.
-#[cached(expire = 60, namespace = "items")]
+/// `GET /items`: every item. Clients revalidate every time (`Cache-Control: no-cache`): a
+/// 304 from the server's cache, never a list older than the last write.
+#[cached(http(route = "/items"), expire = 60, namespace = "items")]
 async fn list_items(State(db): State<Db>) -> Result<Json<Vec<Item>>, ApiError> {
     Ok(Json(db.list().await?))
 }
 
 /// `GET /items/{id}`: one item, 404 when unknown (404s are not cached).
-#[cached(expire = 60, namespace = "items")]
+#[cached(http(route = "/items/{id}"), expire = 60, namespace = "items")]
 async fn get_item(Path(id): Path<u64>, State(db): State<Db>) -> Result<Json<Item>, ApiError> {
     db.get(id).await?.map(Json).ok_or(ApiError::NotFound(id))
 }
 
-/// Drops the cached responses an item change makes stale, in every process.
+/// Drops the cached responses an item change makes stale (every variant of the item's path
+/// and of the list's), in every process.
 async fn invalidate_item(id: u64) {
-    cache_runtime::http::invalidate_path("items", &format!("/items/{id}")).await;
-    cache_runtime::http::invalidate_path("items", "/items").await;
+    get_item_invalidate(Path(id)).await;
+    list_items_invalidate().await;
 }
 
 /// `POST /items`: creates an item (201).

@@ -1,7 +1,7 @@
 use axum::extract::Path;
 use cache_runtime::cached;
 
-#[cached(expire = 60, version = 2)]
+#[cached(http, expire = 60, version = 2)]
 async fn get_item(Path(id): Path<u64>) -> String {
     id.to_string()
 }
