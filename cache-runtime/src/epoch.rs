@@ -68,6 +68,8 @@ pub(crate) struct Stamp {
     key: u64,
     namespace: u64,
     all: u64,
+    /// The HTTP path generation's epoch (0 outside HTTP handlers).
+    path: u64,
     /// Non-zero: this stamp matches no other (the caller cannot know whether it missed an
     /// invalidation, so it joins no flight).
     solo: u64,
@@ -79,8 +81,14 @@ impl Stamp {
             key: key.epoch,
             namespace,
             all,
+            path: 0,
             solo: 0,
         }
+    }
+
+    /// The stamp of a request to an HTTP handler: `invalidate_path` retires its flights too.
+    pub(crate) fn with_path(self, path: u64) -> Self {
+        Self { path, ..self }
     }
 
     /// A stamp equal to no other: for a process that cannot hear other processes'

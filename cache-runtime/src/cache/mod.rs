@@ -212,7 +212,8 @@ impl Cache {
             self.inner.key_epochs.ticket(key),
             ctx.namespace.generation.ticket(),
             self.inner.all_gen.ticket(),
-        );
+        )
+        .with_path(ctx.path.map_or(0, |p| p.generation.ticket()));
         if self.inner.remote.is_some() && !self.inner.bus.healthy() {
             stamp.solo()
         } else {
