@@ -99,26 +99,11 @@ return -1
     )
 });
 
-/// `KEYS[1]` the entry, `ARGV[1]` our marker, `ARGV[2]` the value, `ARGV[3]` the TTL in ms (0:
-/// none). Stores only over our own marker; returns 1 when stored, 0 when the lease was lost.
-pub(crate) static STORE: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| {
-    Script::new(
-        r"
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-if ARGV[3] == '0' then
-  redis.call('SET', KEYS[1], ARGV[2])
-else
-  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-end
-return 1
-",
-    )
-});
-
-/// `KEYS[1]` the entry, `ARGV[1]` the bytes read before the body ran, `ARGV[2]` the value,
-/// `ARGV[3]` the TTL in ms (0: none). Stores only over those exact bytes (a refresh, or the
-/// recomputation of a stale entry: an invalidation meanwhile deleted them); 1 when stored.
-pub(crate) static REPLACE: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| {
+/// `KEYS[1]` the entry, `ARGV[1]` the bytes it must still hold (our lease marker, or the entry
+/// a refresh or a stale recomputation read before its body ran), `ARGV[2]` the value, `ARGV[3]`
+/// the TTL in ms (0: none). Stores only over exactly those bytes (any invalidation meanwhile
+/// deleted them); returns 1 when stored, 0 otherwise.
+pub(crate) static STORE_OVER: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| {
     Script::new(
         r"
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
@@ -196,16 +181,11 @@ impl RedisStore {
         bytes: &[u8],
         ttl: Option<Duration>,
     ) -> Result<bool, Error> {
-        let mut conn = self.connection();
-        let ttl_ms = ttl.filter(|t| *t < super::redis::MAX_TTL).map_or(0, millis);
-        let mut call = STORE.key(key);
-        call.arg(token.marker()).arg(bytes).arg(ttl_ms);
-        let stored: i64 = self.guarded(false, call.invoke_async(&mut conn)).await?;
-        Ok(stored == 1)
+        self.store_replacing(key, token.marker(), bytes, ttl).await
     }
 
-    /// Stores `bytes` over the exact bytes `old`; `Ok(false)` when they were replaced or
-    /// deleted meanwhile (an invalidation, or another fill).
+    /// Stores `bytes` only over exactly the `old` bytes the key held (see [`STORE_OVER`]);
+    /// `Ok(false)` when they changed.
     pub(crate) async fn store_replacing(
         &self,
         key: &str,
@@ -215,7 +195,7 @@ impl RedisStore {
     ) -> Result<bool, Error> {
         let mut conn = self.connection();
         let ttl_ms = ttl.filter(|t| *t < super::redis::MAX_TTL).map_or(0, millis);
-        let mut call = REPLACE.key(key);
+        let mut call = STORE_OVER.key(key);
         call.arg(old).arg(bytes).arg(ttl_ms);
         let stored: i64 = self.guarded(false, call.invoke_async(&mut conn)).await?;
         Ok(stored == 1)

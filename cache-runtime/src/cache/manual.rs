@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::store::Write;
 use super::*;
 use crate::Error;
 use crate::key;
@@ -110,8 +111,17 @@ impl Cache {
         for _ in 0..3 {
             stored = match self.current_gens(&ns).await {
                 Ok(gens) => {
-                    self.store(&ctx, &full_key, value, None, gens, None, None)
-                        .await
+                    self.store_with(
+                        &ctx,
+                        &full_key,
+                        value,
+                        None,
+                        gens,
+                        None,
+                        Write::Always,
+                        ctx.ttl,
+                    )
+                    .await
                 }
                 Err(e) => Err(e),
             };

@@ -28,30 +28,10 @@ pub(crate) enum Write<'a> {
 }
 
 impl Cache {
-    /// Stores `value`. On Redis, with a `lease` only over that fill lease (else
-    /// [`Error::Superseded`]), without one unconditionally (a manual write). A tiered cache then
-    /// fills its L1 unless the key was invalidated here since `ticket` was taken.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn store<T: CacheValue>(
-        &self,
-        ctx: &Ctx<'_>,
-        key: &str,
-        value: &T,
-        shared: Option<Shared>,
-        gens: Gens,
-        ticket: Option<KeyTicket>,
-        lease: Option<&LeaseToken>,
-    ) -> Result<EntryMeta, Error> {
-        let write = match lease {
-            Some(token) => Write::Leased(token),
-            None => Write::Always,
-        };
-        self.store_with(ctx, key, value, shared, gens, ticket, write, ctx.ttl)
-            .await
-    }
-
-    /// [`Cache::store`], kept for `keep` (`ttl` plus the `stale` window; the entry still
-    /// expires after `ctx.ttl`), written on Redis as `write` says.
+    /// Stores `value`, kept for `keep` (`ttl` plus the `stale` window; the entry still expires
+    /// after `ctx.ttl`), written on Redis as `write` says (a lost lease or changed bytes give
+    /// [`Error::Superseded`]). A tiered cache then fills its L1 unless the key was invalidated
+    /// here since `ticket` was taken.
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn store_with<T: CacheValue>(
         &self,
