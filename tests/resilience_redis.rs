@@ -133,3 +133,164 @@ async fn hits_past_refresh_after_refresh_once_across_processes() {
         caches[0].stats().await.total.refreshes + caches[1].stats().await.total.refreshes;
     assert_eq!(refreshes, 1);
 }
+
+/// Three cache instances (three "processes") with 100 concurrent callers each on one cold key
+/// run the body once in the whole cluster through the options path, whichever options it has.
+/// `opts`: `None` for the plain `get_or_insert_with`.
+async fn stampede(config: impl Fn() -> Config, opts: Option<FillOptions>) -> (usize, u64) {
+    let mut caches = Vec::new();
+    for _ in 0..3 {
+        let cache = Cache::new(config()).await.unwrap();
+        eventually("connected", async || {
+            cache.set("warm", &0, &0u8, None).await.is_ok() && cache.bus_healthy()
+        })
+        .await;
+        caches.push(cache);
+    }
+    let runs = burst(&caches, opts, Duration::from_millis(50)).await;
+    let mut coalesced = 0;
+    for c in &caches {
+        coalesced += c.stats().await.namespace("cold").coalesced;
+    }
+    (runs, coalesced)
+}
+
+/// 100 concurrent callers on each of `caches` on one cold key, with a body that takes `body`:
+/// how often the body ran (each run's value is checked to be shared by its callers).
+async fn burst(caches: &[Cache], opts: Option<FillOptions>, body: Duration) -> usize {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let n = caches.len() * 100;
+    let gate = Arc::new(tokio::sync::Barrier::new(n));
+    let calls: Vec<_> = (0..n)
+        .map(|i| {
+            let (c, runs, gate) = (caches[i % caches.len()].clone(), runs.clone(), gate.clone());
+            tokio::spawn(async move {
+                gate.wait().await;
+                let body = async move {
+                    tokio::time::sleep(body).await;
+                    runs.fetch_add(1, SeqCst) as u64 + 7
+                };
+                match opts {
+                    None => {
+                        let ttl = Some(Duration::from_secs(30));
+                        c.get_or_insert_with("cold", &1, ttl, body).await
+                    }
+                    Some(opts) => c.get_or_insert_with_options("cold", &1, opts, body).await,
+                }
+            })
+        })
+        .collect();
+    let mut got = Vec::new();
+    for call in calls {
+        got.push(call.await.unwrap());
+    }
+    let runs = runs.load(SeqCst);
+    got.sort_unstable();
+    got.dedup();
+    assert_eq!(
+        got.len(),
+        runs,
+        "each run's value is shared by its callers: {got:?}"
+    );
+    runs
+}
+
+/// A Redis timeout that a burst of 300 calls on a loaded CI machine does not reach: with the
+/// default (50 ms) the breaker may open, and each process then falls back to its own
+/// single-flight (one body run per process, as documented).
+const SLOW_MACHINE: Duration = Duration::from_secs(2);
+
+fn all_options() -> FillOptions {
+    FillOptions::new()
+        .ttl(Duration::from_secs(30))
+        .stale(Duration::from_secs(60))
+        .timeout(Duration::from_millis(20))
+        .refresh_after(Duration::from_secs(20))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_times_100_callers_on_a_cold_key_run_the_body_once_redis() {
+    for opts in [
+        None,
+        Some(FillOptions::new().ttl(Duration::from_secs(30))),
+        Some(all_options()),
+    ] {
+        let server = RedisServer::start();
+        let url = server.url();
+        let config = || {
+            Config::redis(url.clone())
+                .prefix("st")
+                .timeout(SLOW_MACHINE)
+        };
+        let (runs, coalesced) = stampede(config, opts).await;
+        assert_eq!(runs, 1, "{opts:?}");
+        assert!(
+            coalesced >= 2,
+            "the other instances waited on the lease: {coalesced}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_times_100_callers_on_a_cold_key_run_the_body_once_tiered() {
+    for opts in [
+        None,
+        Some(FillOptions::new().ttl(Duration::from_secs(30))),
+        Some(all_options()),
+    ] {
+        let server = RedisServer::start();
+        let url = server.url();
+        let config = || {
+            Config::redis(url.clone())
+                .prefix("st")
+                .timeout(SLOW_MACHINE)
+                .with_l1(cache_runtime::L1::new(1000, Duration::from_secs(30)))
+        };
+        let (runs, coalesced) = stampede(config, opts).await;
+        assert_eq!(runs, 1, "{opts:?}");
+        assert!(
+            coalesced >= 2,
+            "the other instances waited on the lease: {coalesced}"
+        );
+    }
+}
+
+/// A fill lease holder that stalls past the term: another process's callers stop waiting after
+/// the term and run the body once for that process (not once per caller), without storing it.
+/// Failed before the fix: every waiting caller ran the body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_a_stalled_lease_the_waiters_run_the_body_once_per_process() {
+    let server = RedisServer::start();
+    let config = || {
+        Config::redis(server.url())
+            .prefix("stall")
+            .timeout(SLOW_MACHINE)
+            .fill_lease(Duration::from_millis(200))
+    };
+    let (a, b) = cache_tests::bus_up_pair(config).await;
+    let release = Arc::new(tokio::sync::Notify::new());
+    let started = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let holder = {
+        let (a, release, started) = (a.clone(), release.clone(), started.clone());
+        tokio::spawn(async move {
+            a.get_or_insert_with("cold", &1, None, async move {
+                started.store(true, SeqCst);
+                release.notified().await;
+                1u64
+            })
+            .await
+        })
+    };
+    eventually("the holder runs", async || started.load(SeqCst)).await;
+    let runs = burst(std::slice::from_ref(&b), None, Duration::ZERO).await;
+    assert_eq!(runs, 1, "one body run in the waiting process");
+    let stats = b.stats().await.namespace("cold");
+    assert!(stats.coalesced >= 1, "{stats:?}");
+    release.notify_one();
+    assert_eq!(holder.await.unwrap(), 1);
+    assert_eq!(
+        b.get::<u64>("cold", &1).await,
+        Some(1),
+        "the holder's value"
+    );
+}

@@ -16,6 +16,25 @@ use crate::flight::{Outcome, Role, Shared};
 use crate::namespace::Gens;
 use crate::stats::Counters;
 
+/// The leader of a miss that cannot use the cache (Redis failing, another process's fill
+/// outlasted the wait, an invalidation pending): runs the body without storing its value, and
+/// shares a cacheable value with the followers, so the body still runs once per process.
+async fn lead_uncached<M, O, Fut>(
+    ns: &crate::namespace::Namespace,
+    fut: Fut,
+    leader: Leader<'_>,
+) -> (O, Option<EntryMeta>, bool)
+where
+    M: Mode<O>,
+    Fut: Future<Output = O>,
+{
+    Counters::bump(&ns.stats.misses);
+    let out = fut.await;
+    let shared = M::cacheable(&out).map(|value| Arc::new(value.clone()) as Shared);
+    leader.finish(shared);
+    (out, None, false)
+}
+
 impl Cache {
     /// Looks `key` up; on a miss runs `fut` once per key (single-flight) and stores its value.
     pub(crate) async fn run<M, O, Fut>(
@@ -58,17 +77,16 @@ impl Cache {
             if seen.stale.is_some() && opts.stale.is_some() {
                 stale = seen.stale;
             }
+            // `None`: the cache cannot be used for this key now (backend failing, invalidation
+            // pending). The body still runs once per process: concurrent callers share its
+            // value, which is not stored.
             let gens = match seen.lookup {
                 Lookup::Hit(value, meta) => {
                     Counters::bump(&ns.stats.hits);
                     return (M::from_value(value), Some(meta), true);
                 }
-                Lookup::Miss(gens) => gens,
-                Lookup::Bypass => {
-                    Counters::bump(&ns.stats.misses);
-                    let out = fut.take().expect("body runs once").await;
-                    return (out, None, false);
-                }
+                Lookup::Miss(gens) => Some(gens),
+                Lookup::Bypass => None,
             };
             if let Some(copy) = &stale
                 && self.inner.resil.backing_off(key)
@@ -79,6 +97,9 @@ impl Cache {
             match self.inner.flights.join(key, self.stamp(ctx, key)) {
                 Role::Leader(leader) => {
                     let body = fut.take().expect("body runs once");
+                    let Some(gens) = gens else {
+                        return lead_uncached::<M, O, Fut>(ns, body, leader).await;
+                    };
                     return self
                         .lead::<M, O, Fut>(ctx, opts, key, body, gens, leader, stale)
                         .await;
@@ -153,12 +174,7 @@ impl Cache {
                     Counters::bump(&ns.stats.hits);
                     return (M::from_value(value), Some(meta), true);
                 }
-                FillStart::Uncached => {
-                    leader.finish(None);
-                    Counters::bump(&ns.stats.misses);
-                    let out = fut.await;
-                    return (out, None, false);
-                }
+                FillStart::Uncached => return lead_uncached::<M, O, Fut>(ns, fut, leader).await,
             },
         };
         Counters::bump(&ns.stats.misses);
