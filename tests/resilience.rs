@@ -170,3 +170,73 @@ async fn fifty_hits_past_refresh_after_run_the_body_once_more_without_waiting() 
     }
     assert_eq!(HOT_RUNS.load(SeqCst), 2, "exactly once more");
 }
+
+/// Counts the values alive (here: body futures not yet dropped).
+struct Alive(Arc<AtomicUsize>);
+
+impl Alive {
+    fn new(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, SeqCst);
+        Self(count.clone())
+    }
+}
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, SeqCst);
+    }
+}
+
+/// 50 concurrent callers past expiry behind `timeout` share one detached body (per key and
+/// process): each gets the stale value at the timeout, and only that one body is left running.
+/// Failed before the fix: each caller left its own task (and body) behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_callers_behind_timeout_share_one_detached_body() {
+    let cache = Cache::new(Config::memory()).await.unwrap();
+    let opts = FillOptions::new()
+        .ttl(Duration::from_millis(100))
+        .stale(Duration::from_secs(60))
+        .timeout(Duration::from_millis(50));
+    let first: u64 = cache
+        .get_or_insert_with_options("shared", &1, opts, async { 1 })
+        .await;
+    assert_eq!(first, 1);
+    let expired = std::time::Instant::now() + Duration::from_millis(150);
+    eventually("the entry expires", || std::time::Instant::now() >= expired).await;
+    let (gate, runs, alive) = (
+        Arc::new(tokio::sync::Notify::new()),
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let calls: Vec<_> = (0..50)
+        .map(|_| {
+            let (cache, gate, runs, guard) = (
+                cache.clone(),
+                gate.clone(),
+                runs.clone(),
+                Alive::new(&alive),
+            );
+            tokio::spawn(async move {
+                let body = async move {
+                    let _guard = guard;
+                    runs.fetch_add(1, SeqCst);
+                    gate.notified().await;
+                    2u64
+                };
+                cache
+                    .get_or_insert_with_options("shared", &1, opts, body)
+                    .await
+            })
+        })
+        .collect();
+    for call in calls {
+        assert_eq!(call.await.unwrap(), 1, "the stale value, at the timeout");
+    }
+    eventually("the callers' bodies are dropped", || {
+        alive.load(SeqCst) == 1
+    })
+    .await;
+    assert_eq!(runs.load(SeqCst), 1);
+    gate.notify_one();
+    eventually("the detached body ends", || alive.load(SeqCst) == 0).await;
+}

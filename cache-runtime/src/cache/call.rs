@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use futures_util::FutureExt;
 
-use super::fill::{FillStart, LeaseGuard};
+use super::fill::{FillStart, LeaseGuard, Recompute};
 use super::resil::{FillOptions, Seen, StaleCopy, keep_for};
 use super::store::Write;
 use super::*;
@@ -164,7 +164,26 @@ impl Cache {
         // An invalidation of this key while the body runs means the body may have read old
         // data: its result is returned but not stored.
         let ticket = self.inner.key_epochs.ticket(key);
-        let replacing = stale.as_ref().and_then(|s| s.bytes.clone());
+        let mut replacing = stale.as_ref().and_then(|s| s.bytes.clone());
+        // Recomputing an expired entry on Redis: once in the cluster (the recompute lease).
+        let mut recompute = None;
+        if replacing.is_some() {
+            match self.begin_recompute(ns, key).await {
+                Recompute::Leased(guard) => recompute = Some(guard),
+                Recompute::Alone => {}
+                Recompute::Held => {
+                    // Another process recomputes it (or its source failed a moment ago): the
+                    // stale value now, unless it was invalidated meanwhile (then a plain fill).
+                    if let Some(copy) = &stale
+                        && let Some(served) = self.serve_stale::<M, O>(ctx, key, copy).await
+                    {
+                        leader.finish(None);
+                        return served;
+                    }
+                    replacing = None;
+                }
+            }
+        }
         let (gens, lease) = match (&self.inner.remote, &replacing) {
             (None, _) | (Some(_), Some(_)) => (gens, None),
             (Some(_), None) => match self.begin_fill::<M::Value>(ctx, key, gens, false).await {
@@ -187,6 +206,10 @@ impl Cache {
             leader.finish(None);
             if let Some(lease) = lease {
                 lease.release().await;
+            }
+            // No process tries this source again for a moment (retries are throttled).
+            if let Some(recompute) = recompute {
+                recompute.hold_for(super::resil::BACKOFF).await;
             }
             if let Some(copy) = &stale {
                 self.inner.resil.failed(key);
@@ -218,6 +241,9 @@ impl Cache {
                 keep,
             )
             .await;
+        if let Some(recompute) = recompute {
+            recompute.release().await;
+        }
         let Ok(out) = out else {
             unreachable!("a value was computed")
         };

@@ -112,6 +112,37 @@ impl LeaseGuard {
     pub(crate) fn settled(mut self) {
         self.settled = true;
     }
+
+    /// Keeps the lease for `term` more, then lets it lapse (a recomputation whose source failed:
+    /// no process tries again before then).
+    pub(crate) async fn hold_for(mut self, term: Duration) {
+        self.settled = true;
+        if let Some(remote) = &self.cache.inner.remote
+            && !matches!(
+                remote.renew_lease(&self.key, &self.token, term).await,
+                Ok(true)
+            )
+        {
+            let _ = remote.release_lease(&self.key, &self.token).await;
+        }
+    }
+}
+
+/// How a recomputation of an existing entry (a refresh, or an expired entry's recomputation
+/// under `stale`) goes on.
+pub(crate) enum Recompute {
+    /// This process recomputes it, holding the recompute lease.
+    Leased(LeaseGuard),
+    /// Another process recomputes it, or its source failed a moment ago.
+    Held,
+    /// No lease to take (memory backend) or Redis cannot be asked: recompute in this process.
+    Alone,
+}
+
+/// The key of the lease a recomputation of `key` holds: a key of its own, so the entry stays
+/// readable (and servable as stale) while the body runs.
+fn recompute_key(key: &str) -> String {
+    format!("{key}\u{0}refresh")
 }
 
 impl Drop for LeaseGuard {
@@ -134,6 +165,31 @@ impl Drop for LeaseGuard {
 }
 
 impl Cache {
+    /// Takes the recompute lease of `key` (one recomputation per key in the cluster at a time),
+    /// see [`Recompute`].
+    pub(crate) async fn begin_recompute(
+        &self,
+        ns: &crate::namespace::Namespace,
+        key: &str,
+    ) -> Recompute {
+        let Some(remote) = &self.inner.remote else {
+            return Recompute::Alone;
+        };
+        let (lease_key, token) = (recompute_key(key), LeaseToken::new());
+        let term = self.inner.config.fill_lease;
+        match remote
+            .acquire_lease(&lease_key, &token, term, false, &[])
+            .await
+        {
+            Ok(Acquired::Granted) => Recompute::Leased(LeaseGuard::new(self, &lease_key, token)),
+            Ok(_) => Recompute::Held,
+            Err(e) => {
+                self.backend_failed(ns, "lease", &e);
+                Recompute::Alone
+            }
+        }
+    }
+
     /// Prepares a fill of `key` on Redis: makes sure the generations it stores under exist
     /// (so an invalidation during the body retires the value), then takes the fill lease, or
     /// waits for another process's fill of the same key (at most the lease term).

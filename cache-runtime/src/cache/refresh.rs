@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 
-use super::resil::{FillOptions, Refreshing};
+use super::fill::Recompute;
+use super::resil::{BACKOFF, Detached, FillOptions, Outcome, Refreshing, StaleCopy};
 use super::*;
-use crate::backend::lease::{Acquired, LeaseToken};
+use crate::flight::Shared;
 use crate::namespace::{Gens, Namespace};
 use crate::stats::Counters;
 
@@ -80,26 +81,73 @@ impl Cache {
                 .await
                 .0;
         };
-        let (cache, task_key, task_site) = (self.clone(), key.clone(), site.clone());
-        let task = async move {
-            let ctx = task_site.ctx();
-            let run = cache.run_from::<M, O, Fut>(&ctx, &opts, &task_key, fut, Some(seen));
-            run.await.0
+        // One detached body per key in this process: later callers wait on its outcome.
+        let outcome = match Detached::claim(self, &key) {
+            Detached::Running(outcome) => outcome,
+            Detached::Claimed(slot) => {
+                let (cache, task_key, task_site) = (self.clone(), key.clone(), site.clone());
+                let task = async move {
+                    let ctx = task_site.ctx();
+                    let run = cache.run_from::<M, O, Fut>(&ctx, &opts, &task_key, fut, Some(seen));
+                    let out = run.await.0;
+                    let value = M::cacheable(&out).map(|v| Arc::new(v.clone()) as Shared);
+                    slot.publish(value);
+                    out
+                };
+                let mut handle = crate::background::spawn(task);
+                match tokio::time::timeout(timeout, &mut handle).await {
+                    Ok(Ok(out)) => return out,
+                    Ok(Err(e)) => std::panic::resume_unwind(e.into_panic()),
+                    Err(_elapsed) => {}
+                }
+                if let Some(served) = self.serve_stale::<M, O>(&ctx, &key, &copy).await {
+                    return served.0;
+                }
+                // Invalidated meanwhile: the stale value must not be served; wait for the body.
+                return match handle.await {
+                    Ok(out) => out,
+                    Err(e) => std::panic::resume_unwind(e.into_panic()),
+                };
+            }
         };
-        let mut handle = crate::background::spawn(task);
-        match tokio::time::timeout(timeout, &mut handle).await {
-            Ok(Ok(out)) => return out,
-            Ok(Err(e)) => std::panic::resume_unwind(e.into_panic()),
-            Err(_elapsed) => {}
+        self.await_detached::<M, O, Fut>(&ctx, &opts, &key, fut, timeout, &copy, outcome)
+            .await
+    }
+
+    /// A caller that found the key's body running detached in this process: its value if it
+    /// comes within `timeout`, else the stale value; its own body when neither can be had
+    /// (the detached body failed and the stale copy was invalidated).
+    #[allow(clippy::too_many_arguments)]
+    async fn await_detached<M, O, Fut>(
+        &self,
+        ctx: &Ctx<'_>,
+        opts: &FillOptions,
+        key: &str,
+        fut: Fut,
+        timeout: Duration,
+        copy: &StaleCopy<M::Value>,
+        mut outcome: Outcome,
+    ) -> O
+    where
+        M: Mode<O>,
+        Fut: Future<Output = O>,
+    {
+        let value = async {
+            let done = outcome.wait_for(Option::is_some).await.ok()?;
+            let shared = done.as_ref().cloned().flatten()?;
+            shared.downcast_ref::<M::Value>().cloned()
+        };
+        // Past the timeout, or the body failed: the stale value.
+        if let Ok(Some(value)) = tokio::time::timeout(timeout, value).await {
+            Counters::bump(&ctx.namespace.stats.hits);
+            return M::from_value(value);
         }
-        if let Some(served) = self.serve_stale::<M, O>(&ctx, &key, &copy).await {
+        if let Some(served) = self.serve_stale::<M, O>(ctx, key, copy).await {
             return served.0;
         }
-        // Invalidated meanwhile: the stale value must not be served; wait for the body.
-        match handle.await {
-            Ok(out) => out,
-            Err(e) => std::panic::resume_unwind(e.into_panic()),
-        }
+        Box::pin(self.run_from::<M, O, Fut>(ctx, opts, key, fut, None))
+            .await
+            .0
     }
 
     /// An in-process hit that needs no refresh (the fast path); counts the hit.
@@ -116,10 +164,12 @@ impl Cache {
     }
 
     /// Starts a background refresh of `key` (a hit older than `refresh_after`) unless one is
-    /// running: in this process (a per-key set) or, on Redis, anywhere (a refresh lease on a
-    /// key of its own, so the entry stays readable meanwhile). The new value is stored over
-    /// exactly the bytes that were read (Redis) or under the key's current ticket (memory), so
-    /// an invalidation meanwhile wins. Callers never wait for it.
+    /// running: in this process (a per-key set) or, on Redis, anywhere (the recompute lease, on
+    /// a key of its own, so the entry stays readable meanwhile). The new value is stored over
+    /// exactly the bytes the refresh read from Redis (a tiered hit answered by the L1 reads
+    /// them again) or under the key's current ticket (memory), so an invalidation meanwhile
+    /// wins. A failed refresh keeps the entry and holds the lease for [`BACKOFF`], so no process
+    /// retries the source before then. Callers never wait for it.
     pub(crate) fn start_refresh<M, O, Fut>(
         &self,
         site: Site,
@@ -132,72 +182,79 @@ impl Cache {
         O: Send + 'static,
         Fut: Future<Output = O> + Send + 'static,
     {
-        // On Redis a refresh stores only over the exact bytes it started from; a hit answered
-        // by the L1 has none, so it starts no refresh (a later Redis read will).
-        if self.inner.remote.is_some() && read.bytes.is_none() {
-            return;
-        }
         let Some(claim) = Refreshing::claim(self, &key) else {
             return;
         };
         let cache = self.clone();
         crate::background::spawn(async move {
             let _claim = claim;
-            let lease_key = format!("{key}\u{0}refresh");
-            let token = LeaseToken::new();
-            if let Some(remote) = &cache.inner.remote {
-                let term = cache.inner.config.fill_lease;
-                match remote
-                    .acquire_lease(&lease_key, &token, term, false, &[])
-                    .await
-                {
-                    Ok(Acquired::Granted) => {}
-                    _ => return,
-                }
-            }
             let ctx = site.ctx();
+            let lease = match cache.begin_recompute(ctx.namespace, &key).await {
+                Recompute::Leased(lease) => Some(lease),
+                Recompute::Alone if cache.inner.remote.is_none() => None,
+                // Refreshing elsewhere, or Redis failing (the entry stays as it is).
+                Recompute::Held | Recompute::Alone => return,
+            };
             // Refreshed meanwhile (by a refresh that ended just before ours began) or
             // invalidated: nothing to do.
-            let again = cache.lookup_full::<M::Value>(&ctx, &key).await;
-            let unchanged = matches!(again.lookup, Lookup::Hit(_, meta) if meta == read.meta)
-                && again.bytes == read.bytes;
-            if !unchanged {
-                if let Some(remote) = &cache.inner.remote {
-                    let _ = remote.release_lease(&lease_key, &token).await;
+            let Some((gens, bytes)) = cache.unchanged::<M::Value>(&ctx, &key, &read).await else {
+                if let Some(lease) = lease {
+                    lease.release().await;
                 }
                 return;
-            }
-            let Read { gens, bytes, .. } = read;
+            };
             Counters::bump(&ctx.namespace.stats.refreshes);
             let ticket = cache.inner.key_epochs.ticket(&key);
             let out = AssertUnwindSafe(fut).catch_unwind().await;
-            match out.as_ref().ok().and_then(M::cacheable) {
-                Some(value) => {
-                    let keep = super::resil::keep_for(ctx.ttl, opts.stale);
-                    let shared = Some(Arc::new(value.clone()) as crate::flight::Shared);
-                    cache
-                        .store_fill(
-                            &ctx,
-                            &key,
-                            value,
-                            shared,
-                            gens,
-                            ticket,
-                            None,
-                            bytes.as_deref(),
-                            keep,
-                        )
-                        .await;
+            let Some(value) = out.as_ref().ok().and_then(M::cacheable) else {
+                Counters::bump(&ctx.namespace.stats.refresh_failures);
+                crate::warn::warn_limited!(key, namespace = %ctx.namespace.name, "background refresh failed; the entry is kept");
+                if let Some(lease) = lease {
+                    lease.hold_for(BACKOFF).await;
                 }
-                None => {
-                    Counters::bump(&ctx.namespace.stats.refresh_failures);
-                    crate::warn::warn_limited!(key, namespace = %ctx.namespace.name, "background refresh failed; the entry is kept");
-                }
-            }
-            if let Some(remote) = &cache.inner.remote {
-                let _ = remote.release_lease(&lease_key, &token).await;
+                return;
+            };
+            let keep = super::resil::keep_for(ctx.ttl, opts.stale);
+            let shared = Some(Arc::new(value.clone()) as crate::flight::Shared);
+            cache
+                .store_fill(
+                    &ctx,
+                    &key,
+                    value,
+                    shared,
+                    gens,
+                    ticket,
+                    None,
+                    bytes.as_deref(),
+                    keep,
+                )
+                .await;
+            if let Some(lease) = lease {
+                lease.release().await;
             }
         });
+    }
+
+    /// The entry a refresh started from, if it is still there unchanged: its generations and,
+    /// on Redis, its stored bytes (read from Redis itself: a tiered hit came from the L1).
+    async fn unchanged<T: CacheValue>(
+        &self,
+        ctx: &Ctx<'_>,
+        key: &str,
+        read: &Read,
+    ) -> Option<(Gens, Option<Vec<u8>>)> {
+        let Some(remote) = &self.inner.remote else {
+            let again = self.lookup_full::<T>(ctx, key).await;
+            let same = matches!(again.lookup, Lookup::Hit(_, meta) if meta == read.meta);
+            return same.then_some((again.gens, None));
+        };
+        let now = remote.read(key, &ctx.namespace.name, None).await.ok()?;
+        let bytes = now.bytes?;
+        if read.bytes.as_ref().is_some_and(|b| *b != bytes) {
+            return None;
+        }
+        let (_, meta) = self.open::<T>(ctx, &bytes, now.gens).ok()??;
+        (meta == read.meta && now.gens == read.gens).then_some((now.gens, Some(bytes)))
     }
 }
 

@@ -6,7 +6,11 @@
 //!   stale). A call past expiry runs the body; if it fails (an `Err`, a `None` that is not
 //!   cached, a panic) the stale value is returned instead, counted in `stale_served`. For
 //!   [`BACKOFF`] after a failure, calls on that key serve the stale value without running
-//!   the body (per process), so a failing source is not hammered.
+//!   the body, so a failing source is not hammered: per process, and on Redis in the whole
+//!   cluster (the recompute lease below is kept for [`BACKOFF`] after a failure).
+//! - On Redis an expired entry is recomputed once in the cluster: the recomputation holds a
+//!   *recompute lease* on a key of its own (`<key>\0refresh`, shared with refreshes), and the
+//!   other processes answer with the stale value meanwhile instead of running the body.
 //! - Invalidation wins: a stale value is served only after checking that its entry is still
 //!   there, under the current generations (an exact invalidation deletes it, a namespace
 //!   invalidation changes the generation), so nothing invalidated is ever served.
@@ -14,6 +18,8 @@
 //!   they read ([`Write::Replacing`](super::store::Write)) instead of a fill lease: the stale
 //!   value stays readable while the body runs, and any invalidation meanwhile (which deletes
 //!   or replaces those bytes) makes Redis refuse the store.
+//! - **timeout**: one detached body per key and process ([`Detached`]); the other callers of
+//!   that process wait on its outcome, up to the same timeout.
 //! - **refresh_after**: see [`Cache::start_refresh`].
 
 use std::collections::{HashMap, HashSet};
@@ -159,6 +165,74 @@ pub(crate) struct State {
     backoff: Mutex<HashMap<String, Instant>>,
     /// Keys with a background refresh running in this process.
     refreshing: Mutex<HashSet<String>>,
+    /// Keys whose body runs detached in this process (`timeout`), and its outcome.
+    detached: Mutex<HashMap<String, (u64, Outcome)>>,
+    next_detached: std::sync::atomic::AtomicU64,
+}
+
+/// What a detached body gives its waiters: `None` while it runs, then its value (`Some(None)`
+/// when it produced nothing to cache); a closed channel when it panicked.
+pub(crate) type Outcome = tokio::sync::watch::Receiver<Option<Option<crate::flight::Shared>>>;
+
+/// A key's detached body in this process, see [`Detached::claim`].
+pub(crate) enum Detached {
+    /// This caller runs it: publish its outcome through the slot.
+    Claimed(DetachedSlot),
+    /// It runs already: wait on its outcome.
+    Running(Outcome),
+}
+
+/// The claim of a detached body: removed from [`State::detached`] on drop (after the body, or
+/// when it panicked or was dropped).
+pub(crate) struct DetachedSlot {
+    cache: Cache,
+    key: String,
+    id: u64,
+    tx: tokio::sync::watch::Sender<Option<Option<crate::flight::Shared>>>,
+}
+
+impl Detached {
+    /// Claims `key`'s detached body, or finds the one running in this process.
+    pub(crate) fn claim(cache: &Cache, key: &str) -> Self {
+        let state = &cache.inner.resil;
+        let mut map = state.detached.lock().expect("detached lock");
+        if let Some((_, rx)) = map.get(key) {
+            return Detached::Running(rx.clone());
+        }
+        let id = state
+            .next_detached
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (tx, rx) = tokio::sync::watch::channel(None);
+        map.insert(key.to_owned(), (id, rx));
+        Detached::Claimed(DetachedSlot {
+            cache: cache.clone(),
+            key: key.to_owned(),
+            id,
+            tx,
+        })
+    }
+}
+
+impl DetachedSlot {
+    /// Hands the body's cacheable value (or `None`) to the waiters.
+    pub(crate) fn publish(self, value: Option<crate::flight::Shared>) {
+        self.tx.send_replace(Some(value));
+    }
+}
+
+impl Drop for DetachedSlot {
+    fn drop(&mut self) {
+        let mut map = self
+            .cache
+            .inner
+            .resil
+            .detached
+            .lock()
+            .expect("detached lock");
+        if map.get(&self.key).is_some_and(|(id, _)| *id == self.id) {
+            map.remove(&self.key);
+        }
+    }
 }
 
 impl State {
