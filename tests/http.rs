@@ -54,6 +54,22 @@ macro_rules! rule {
     )*};
 }
 
+/// The scenarios of `http_resil.rs`.
+macro_rules! resil {
+    ($($name:ident),* $(,)?) => {$(
+        #[test]
+        fn $name() {
+            let ctx = Ctx::new(base());
+            runtime().block_on(http_app::resil::$name(&ctx));
+        }
+    )*};
+}
+
+resil!(
+    stale_serves_the_stored_response_when_the_handler_fails,
+    refresh_after_refreshes_in_the_background,
+);
+
 rule!(
     revalidate_by_default,
     client_freshness_opt_in,

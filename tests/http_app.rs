@@ -7,6 +7,9 @@
 #[path = "http_rules.rs"]
 pub mod rules;
 
+#[path = "http_resil.rs"]
+pub mod resil;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
@@ -157,6 +160,7 @@ pub fn app() -> Router {
             _pool: std::sync::Arc::new(()),
         })
         .merge(rules::routes())
+        .merge(resil::routes())
 }
 
 /// Serves [`app`] on a free loopback port (on the current runtime); returns the base URL.
@@ -533,4 +537,5 @@ pub async fn all(c: &Ctx) {
     invalidation(c).await;
     handler_overrides(c).await;
     rules::all(c).await;
+    resil::all(c).await;
 }

@@ -241,6 +241,13 @@ pub(crate) fn expand(item: ItemFn, opts: Options, attr: &TokenStream) -> syn::Re
         }
     };
     let site = site(&item, &opts, &http);
+    // A refresh finishes in the background with the request's handler future: it must be
+    // `Send + 'static` (axum handlers taking their extractors by value are).
+    let serve = if opts.refresh_after.is_some() {
+        format_ident!("serve_detachable")
+    } else {
+        format_ident!("serve")
+    };
     let companion = match &http.route {
         Some(route) => crate::companion::companion(&item, &namespace, route)?,
         None => TokenStream::new(),
@@ -279,7 +286,7 @@ pub(crate) fn expand(item: ItemFn, opts: Options, attr: &TokenStream) -> syn::Re
             #inner_sig #block
             ::cache_runtime::__private::http::require_axum_feature::<()>();
             #site
-            ::cache_runtime::__private::http::serve(&__CACHE_HTTP_SITE, __cache_request, async move {
+            ::cache_runtime::__private::http::#serve(&__CACHE_HTTP_SITE, __cache_request, async move {
                 ::cache_runtime::__private::http::into_response(__cached_handler(#(#arg_names),*).await)
             })
             .await
@@ -326,6 +333,11 @@ fn site(item: &ItemFn, opts: &Options, http: &HttpOptions) -> TokenStream {
         None => quote!(::core::option::Option::None),
     });
     let immutable = http.immutable;
+    let opt = |o: Option<(u64, Span)>| match o {
+        Some((n, _)) => quote!(::core::option::Option::Some(#n)),
+        None => quote!(::core::option::Option::None),
+    };
+    let (stale, refresh_after) = (opt(opts.stale), opt(opts.refresh_after));
     quote! {
     static __CACHE_HTTP_SITE: ::cache_runtime::__private::http::HttpSite =
         ::cache_runtime::__private::http::HttpSite::new(
@@ -346,6 +358,8 @@ fn site(item: &ItemFn, opts: &Options, http: &HttpOptions) -> TokenStream {
                     stale_if_error: #sie,
                     immutable: #immutable,
                 },
+                stale_secs: #stale,
+                refresh_after_secs: #refresh_after,
             },
         );
     }
@@ -383,6 +397,14 @@ fn check(item: &ItemFn, opts: &Options, attr: &TokenStream) -> syn::Result<()> {
              `cache_runtime::invalidate_namespace`",
         ));
     }
+    if let Some((_, span)) = opts.timeout_ms {
+        return Err(syn::Error::new(
+            span,
+            "`timeout_ms` does not apply to an axum handler (a request is never answered before \
+             its handler ends); remove it, and use `stale = N` and `refresh_after = N`",
+        ));
+    }
+    opts.check_resilience()?;
     if let Some(FnArg::Receiver(r)) = item.sig.inputs.first() {
         return Err(syn::Error::new_spanned(
             r,

@@ -242,6 +242,7 @@ where
     };
     let detached = crate::cache::DetachedSite {
         namespace: state.namespace.clone(),
+        path: None,
         ttl: site.ttl(),
         type_tag,
     };
@@ -285,7 +286,9 @@ pub fn key_part<T: KeyPart + ?Sized>(value: &T) -> &T {
 pub mod http {
     pub use crate::http::__reexport::{IntoResponse, Response};
     pub use crate::http::cache_control::Freshness;
-    pub use crate::http::{HandlerSpec, HttpSite, RequestParts, Visibility, serve};
+    pub use crate::http::{
+        HandlerSpec, HttpSite, RequestParts, Visibility, serve, serve_detachable,
+    };
 
     /// Implemented when the `axum` feature is on (see the other cfg).
     pub trait AxumFeature {}

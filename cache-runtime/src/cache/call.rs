@@ -114,7 +114,10 @@ impl Cache {
                         return (fut.take().expect("body runs once").await, None, false);
                     }
                     Outcome::Failed => {
+                        // The leader's source failed (it recorded the failure before telling
+                        // us): the stale value. Any other uncacheable output: our own body.
                         if let Some(copy) = &stale
+                            && self.inner.resil.backing_off(key)
                             && let Some(served) = self.serve_stale::<M, O>(ctx, key, copy).await
                         {
                             return served;
@@ -177,6 +180,9 @@ impl Cache {
                     if let Some(copy) = &stale
                         && let Some(served) = self.serve_stale::<M, O>(ctx, key, copy).await
                     {
+                        // This process does not try either for the back-off: its followers,
+                        // and the callers meanwhile, get the stale (or the new) value too.
+                        self.inner.resil.failed(key);
                         leader.finish(None);
                         return served;
                     }
@@ -203,19 +209,27 @@ impl Cache {
             Some(_) => AssertUnwindSafe(fut).catch_unwind().await,
         };
         let Some(value) = out.as_ref().ok().and_then(M::cacheable) else {
+            // A failure (not merely an uncacheable output, such as an HTTP 404) serves the
+            // stale copy, and the source is not tried again for a moment, here (recorded
+            // before the followers are told) and, on Redis, anywhere (the recompute lease).
+            let failed = out.as_ref().map_or(true, M::failed) && stale.is_some();
+            if failed {
+                self.inner.resil.failed(key);
+            }
             leader.finish(None);
             if let Some(lease) = lease {
                 lease.release().await;
             }
-            // No process tries this source again for a moment (retries are throttled).
-            if let Some(recompute) = recompute {
-                recompute.hold_for(super::resil::BACKOFF).await;
+            match recompute {
+                Some(recompute) if failed => recompute.hold_for(super::resil::BACKOFF).await,
+                Some(recompute) => recompute.release().await,
+                None => {}
             }
-            if let Some(copy) = &stale {
-                self.inner.resil.failed(key);
-                if let Some(served) = self.serve_stale::<M, O>(ctx, key, copy).await {
-                    return served;
-                }
+            if failed
+                && let Some(copy) = &stale
+                && let Some(served) = self.serve_stale::<M, O>(ctx, key, copy).await
+            {
+                return served;
             }
             return match out {
                 Ok(out) => (out, None, false),

@@ -138,6 +138,11 @@ pub trait Mode<O> {
     fn cacheable(output: &O) -> Option<&Self::Value>;
     /// The output rebuilt from a cached value.
     fn from_value(value: Self::Value) -> O;
+    /// Whether an output is a failure, which `stale` answers with the stale value: by default
+    /// every output that is not cacheable (an HTTP handler's only 5xx responses).
+    fn failed(output: &O) -> bool {
+        Self::cacheable(output).is_none()
+    }
 }
 
 pub(crate) fn type_tag_bytes<T: ?Sized>() -> [u8; 4] {
@@ -233,7 +238,7 @@ mod invalidate;
 mod lookup;
 mod manual;
 mod refresh;
-pub(crate) use refresh::Site as DetachedSite;
+pub(crate) use refresh::{Read as RefreshFrom, Site as DetachedSite};
 pub use resil::FillOptions;
 pub(crate) mod resil;
 mod stats;

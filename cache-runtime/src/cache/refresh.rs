@@ -19,6 +19,8 @@ use crate::stats::Counters;
 #[derive(Clone)]
 pub(crate) struct Site {
     pub(crate) namespace: Arc<Namespace>,
+    /// An HTTP response's path namespace (see [`Ctx::path`]).
+    pub(crate) path: Option<Arc<Namespace>>,
     pub(crate) ttl: Option<Duration>,
     pub(crate) type_tag: [u8; 4],
 }
@@ -29,17 +31,21 @@ impl Site {
             namespace: &self.namespace,
             ttl: self.ttl,
             type_tag: self.type_tag,
-            // Detached calls are `#[cached]` functions and the manual API, never HTTP paths.
-            path: None,
+            path: self.path.as_ref(),
         }
     }
 }
 
-/// The entry a refresh was started from.
+/// The entry a refresh was started from: its meta and, when read from Redis, its bytes.
 pub(crate) struct Read {
     meta: EntryMeta,
-    gens: Gens,
     bytes: Option<Vec<u8>>,
+}
+
+impl Read {
+    pub(crate) fn new(meta: EntryMeta, bytes: Option<Vec<u8>>) -> Self {
+        Self { meta, bytes }
+    }
 }
 
 impl Cache {
@@ -66,11 +72,7 @@ impl Cache {
         if let Lookup::Hit(value, meta) = seen.lookup {
             Counters::bump(&ctx.namespace.stats.hits);
             if opts.refresh_after.is_some_and(|after| seen.age >= after) {
-                let read = Read {
-                    meta,
-                    gens: seen.gens,
-                    bytes: seen.bytes,
-                };
+                let read = Read::new(meta, seen.bytes);
                 self.start_refresh::<M, O, Fut>(site.clone(), opts, key, fut, read);
             }
             return M::from_value(value);
@@ -248,13 +250,15 @@ impl Cache {
             let same = matches!(again.lookup, Lookup::Hit(_, meta) if meta == read.meta);
             return same.then_some((again.gens, None));
         };
-        let now = remote.read(key, &ctx.namespace.name, None).await.ok()?;
+        let path = ctx.path.map(|p| &*p.name);
+        let now = remote.read(key, &ctx.namespace.name, path).await.ok()?;
         let bytes = now.bytes?;
         if read.bytes.as_ref().is_some_and(|b| *b != bytes) {
             return None;
         }
+        // Valid under the current generations (an invalidation since would have changed them).
         let (_, meta) = self.open::<T>(ctx, &bytes, now.gens).ok()??;
-        (meta == read.meta && now.gens == read.gens).then_some((now.gens, Some(bytes)))
+        (meta == read.meta).then_some((now.gens, Some(bytes)))
     }
 }
 
@@ -346,6 +350,7 @@ impl Cache {
         };
         let site = Site {
             namespace: ns,
+            path: None,
             ttl: opts.ttl,
             type_tag: type_tag_bytes::<M::Value>(),
         };

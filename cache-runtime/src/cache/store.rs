@@ -109,9 +109,11 @@ impl Cache {
             }
             Counters::bump(&ns.stats.inserts);
             if inner.local.is_some() {
-                if shared.is_none() {
-                    // A manual write replaces what concurrent lookups of this process may have
-                    // read from Redis just before: their L1 fills must not land after ours.
+                if shared.is_none() || matches!(write, Write::Replacing(_)) {
+                    // A manual write, a refresh or a stale entry's recomputation replaces what
+                    // concurrent lookups of this process may have read from Redis just before:
+                    // their L1 fills must not land after ours. (A recomputation's own fill is
+                    // then skipped too: its ticket is older; the next lookup reads Redis.)
                     inner.key_epochs.bump(key);
                 }
                 // A manual write (or a refresh) replaces a value other processes may hold: it

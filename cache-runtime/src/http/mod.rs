@@ -57,6 +57,12 @@
 //! | `immutable` | `immutable` | off |
 //! | `route = "/items/{id}"` | the handler's full route: generates `{fn}_invalidate(Path(..))`, taking the handler's `Path` arguments, which drops every response of that path (see [`invalidate_path`]) | none |
 //!
+//! `stale = N` and `refresh_after = N` (top-level options, as on functions) apply to handlers
+//! too: a handler that fails (a 5xx) past `expire` gets the stored response, marked
+//! `X-Cache: STALE`; a hit older than `refresh_after` is refreshed in the background (the
+//! handler's future must then be `Send + 'static`, as axum handlers taking their extractors by
+//! value are). `timeout_ms` does not apply to handlers.
+//!
 //! `expire = N` is how long the **server** keeps an entry; `namespace` groups entries for
 //! [`crate::invalidate_namespace`] and [`invalidate_path`]. What **clients and shared caches**
 //! may do is separate ([`cache_control::Freshness`]): by default responses say
@@ -149,6 +155,7 @@ mod config;
 pub mod etag;
 mod invalidate;
 pub mod key;
+mod refresh;
 mod request;
 pub mod response;
 mod serve;
@@ -161,7 +168,7 @@ pub use invalidate::{invalidate_path, invalidate_path_in};
 pub use request::RequestParts;
 pub use response::StoredResponse;
 #[doc(hidden)]
-pub use serve::serve;
+pub use serve::{serve, serve_detachable};
 #[doc(hidden)]
 pub use site::{HandlerSpec, HttpSite};
 

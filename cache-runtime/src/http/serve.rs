@@ -10,13 +10,21 @@
 //!    (`MISS`).
 //! 5. Otherwise a lookup: a hit is answered without running the handler (`HIT`, with `Age`);
 //!    a miss runs it once for all concurrent requests of the key (`MISS`).
+//! 6. With `stale = N`, a response past `expire` is kept `N` s more; when the handler then
+//!    fails (a 5xx, e.g. an `Err` turned into one), the stored response is served instead
+//!    (`STALE`, counted in `stale_served`, logged), and the handler is not run again for that
+//!    key for [`crate::cache::resil::BACKOFF`]. With `refresh_after = N`, a hit on a response
+//!    older than `N` s is answered at once and refreshed once in the background
+//!    ([`serve_detachable`]). An invalidation removes stale copies too.
 //!
 //! Every cacheable answer carries `ETag`, `Cache-Control` (`public|private, no-cache` or the
 //! handler's freshness options) and `Vary` (when the handler varies on headers); when `If-None-Match` matches, it is
 //! a `304 Not Modified` with those headers and no body, on hits and misses alike. HEAD gets
 //! the headers (with the body's `Content-Length`) and no body.
 
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::response::Response;
@@ -37,10 +45,15 @@ use crate::warn::now_ms;
 enum Status {
     Hit,
     Miss,
+    /// `stale`: the handler failed and the stored response (past `expire`) was served.
+    Stale,
     Bypass,
     /// `validate_only`: no status header.
     None,
 }
+
+/// A handler's future, boxed to finish in the background (`refresh_after`).
+pub(crate) type Detached = Pin<Box<dyn Future<Output = Response> + Send>>;
 
 /// The output mode of a handler: the stored value is the buffered response.
 pub(crate) struct HttpMode;
@@ -56,6 +69,11 @@ impl Mode<Captured> for HttpMode {
     fn from_value(value: StoredResponse) -> Captured {
         Captured::Stored(value)
     }
+    /// Only a server error is a failure: `stale` serves the stored response instead. Other
+    /// uncacheable responses (a 404, a `Set-Cookie`, a body over the limit) are passed on.
+    fn failed(output: &Captured) -> bool {
+        matches!(output, Captured::Passed(r) if r.status().is_server_error())
+    }
 }
 
 static WARNED_UNINIT: AtomicBool = AtomicBool::new(false);
@@ -65,6 +83,30 @@ static WARNED_UNINIT: AtomicBool = AtomicBool::new(false);
 pub async fn serve<F>(site: &'static HttpSite, req: RequestParts, handler: F) -> Response
 where
     F: Future<Output = Response>,
+{
+    serve_with(site, req, handler, None::<fn(F) -> Detached>).await
+}
+
+/// [`serve`] for handlers with `refresh_after`: a hit on an older response is answered at
+/// once and refreshed in the background by this request's handler future, which must therefore
+/// be `Send + 'static` (the macro selects this entry point only for `refresh_after`).
+pub async fn serve_detachable<F>(site: &'static HttpSite, req: RequestParts, handler: F) -> Response
+where
+    F: Future<Output = Response> + Send + 'static,
+{
+    let detach = |handler: F| -> Detached { Box::pin(handler) };
+    serve_with(site, req, handler, Some(detach)).await
+}
+
+async fn serve_with<F, D>(
+    site: &'static HttpSite,
+    req: RequestParts,
+    handler: F,
+    detach: Option<D>,
+) -> Response
+where
+    F: Future<Output = Response>,
+    D: FnOnce(F) -> Detached,
 {
     let is_head = req.method == Method::HEAD;
     if req.method != Method::GET && !is_head {
@@ -133,65 +175,123 @@ where
         ttl: spec.ttl_secs.map(std::time::Duration::from_secs),
         type_tag: state.type_tag,
     };
-    let body = async { capture(handler.await, &policy).await };
-    answer(state, &ctx, &key, &directives, body, &reply).await
+    let call = Call {
+        site,
+        state,
+        ctx: &ctx,
+        key: &key,
+        policy: &policy,
+        reply: &reply,
+    };
+    call.answer(&directives, handler, detach).await
 }
 
-/// The cached answer: a refresh (`no-cache`), a hit, or a miss that runs `body`; with
-/// `max-age`, `min-fresh` or `only-if-cached`, the entry is checked first.
-async fn answer<F>(
-    state: &SiteState,
-    ctx: &Ctx<'_>,
-    key: &str,
-    directives: &RequestDirectives,
-    body: F,
-    reply: &Reply<'_>,
-) -> Response
-where
-    F: Future<Output = Captured>,
-{
-    let cache = state.cache;
-    let vis = reply.r.visibility;
-    let refresh = async |body| {
-        let (captured, meta) = cache.refresh::<HttpMode, Captured, _>(ctx, key, body).await;
-        reply.send(captured, Status::Miss, meta, vis)
-    };
-    if directives.wants_fresh() && !directives.only_if_cached {
-        return refresh(body).await;
-    }
-    let mut first = None;
-    if directives.restricts_hits() {
-        let looked = cache.lookup::<StoredResponse>(ctx, key).await;
-        if let Lookup::Hit(stored, meta) = &looked
-            && !directives.wants_fresh()
-            && directives.accepts(meta.created_ms, meta.expires_ms, now_ms())
-        {
-            Counters::bump(&state.namespace.stats.hits);
-            return reply.send(
-                Captured::Stored(stored.clone()),
-                Status::Hit,
-                Some(*meta),
-                vis,
-            );
-        }
-        if directives.only_if_cached {
-            return reply.gateway_timeout();
-        }
-        if let Lookup::Hit(..) = looked {
-            return refresh(body).await;
-        }
-        first = Some(looked);
-    } else if let Some((stored, meta)) = cache.local_hit_with_meta::<StoredResponse>(ctx, key).await
+/// One cacheable request: what [`Call::answer`] needs.
+struct Call<'a> {
+    site: &'static HttpSite,
+    state: &'static SiteState,
+    ctx: &'a Ctx<'a>,
+    key: &'a str,
+    policy: &'a StorePolicy<'a>,
+    reply: &'a Reply<'a>,
+}
+
+impl Call<'_> {
+    /// The cached answer: a refresh (`no-cache`), a hit, or a miss that runs the handler; with
+    /// `max-age`, `min-fresh` or `only-if-cached`, the entry is checked first. With `stale`, a
+    /// failing handler (5xx) past `expire` gets the stored response (`STALE`); with
+    /// `refresh_after`, an older hit is refreshed in the background (see [`super::refresh`]).
+    async fn answer<F, D>(
+        self,
+        directives: &RequestDirectives,
+        handler: F,
+        detach: Option<D>,
+    ) -> Response
+    where
+        F: Future<Output = Response>,
+        D: FnOnce(F) -> Detached,
     {
-        // The in-process hit path first: it does not pay for the miss path's (boxed) state.
-        return reply.send(Captured::Stored(stored), Status::Hit, Some(meta), vis);
+        let (cache, ctx, key, reply) = (self.state.cache, self.ctx, self.key, self.reply);
+        let vis = reply.r.visibility;
+        let policy = self.policy;
+        let body = move |handler: F| async move { capture(handler.await, policy).await };
+        if directives.wants_fresh() && !directives.only_if_cached {
+            let (captured, meta) = cache
+                .refresh::<HttpMode, Captured, _>(ctx, key, body(handler))
+                .await;
+            return reply.send(captured, Status::Miss, meta, vis);
+        }
+        let seen = if directives.restricts_hits() {
+            let seen = cache.lookup_full::<StoredResponse>(ctx, key).await;
+            let accepted = match &seen.lookup {
+                Lookup::Hit(_, meta) => {
+                    directives.accepts(meta.created_ms, meta.expires_ms, now_ms())
+                }
+                _ => false,
+            };
+            if !accepted && directives.only_if_cached {
+                return reply.gateway_timeout();
+            }
+            if !accepted && matches!(seen.lookup, Lookup::Hit(..)) {
+                let (captured, meta) = cache
+                    .refresh::<HttpMode, Captured, _>(ctx, key, body(handler))
+                    .await;
+                return reply.send(captured, Status::Miss, meta, vis);
+            }
+            seen
+        } else if let Some((stored, meta)) =
+            cache.local_hit_with_meta::<StoredResponse>(ctx, key).await
+        {
+            // The in-process hit path first: it does not pay for the miss path's (boxed) state.
+            return self.hit(stored, meta, None, handler, detach);
+        } else {
+            cache.lookup_full::<StoredResponse>(ctx, key).await
+        };
+        if let Lookup::Hit(stored, meta) = seen.lookup {
+            Counters::bump(&self.state.namespace.stats.hits);
+            return self.hit(stored, meta, seen.bytes, handler, detach);
+        }
+        let mut opts = crate::cache::FillOptions::new();
+        if let Some(stale) = self.site.spec.stale_secs {
+            opts = opts.stale(Duration::from_secs(stale));
+        }
+        let run =
+            cache.run_from::<HttpMode, Captured, _>(ctx, &opts, key, body(handler), Some(seen));
+        let (captured, meta, hit) = Box::pin(run).await;
+        let status = match meta {
+            Some(m) if hit && m.expires_ms.is_some_and(|at| at <= now_ms()) => Status::Stale,
+            _ if hit => Status::Hit,
+            _ => Status::Miss,
+        };
+        reply.send(captured, status, meta, vis)
     }
-    let opts = crate::cache::FillOptions::default();
-    let first = first.map(crate::cache::resil::Seen::plain);
-    let run = cache.run_from::<HttpMode, Captured, _>(ctx, &opts, key, body, first);
-    let (captured, meta, hit) = Box::pin(run).await;
-    let status = if hit { Status::Hit } else { Status::Miss };
-    reply.send(captured, status, meta, vis)
+
+    /// A hit; past `refresh_after` it starts a background refresh with this request's handler.
+    fn hit<F, D>(
+        &self,
+        stored: StoredResponse,
+        meta: EntryMeta,
+        bytes: Option<Vec<u8>>,
+        handler: F,
+        detach: Option<D>,
+    ) -> Response
+    where
+        D: FnOnce(F) -> Detached,
+    {
+        let after = self.site.spec.refresh_after_secs.map(Duration::from_secs);
+        let age = Duration::from_millis(now_ms().saturating_sub(meta.created_ms));
+        if let (Some(after), Some(detach)) = (after, detach)
+            && age >= after
+        {
+            super::refresh::start(self.site, self.ctx, self.key, meta, bytes, detach(handler));
+        }
+        self.reply.send(
+            Captured::Stored(stored),
+            Status::Hit,
+            Some(meta),
+            self.reply.r.visibility,
+        )
+    }
 }
 
 /// Builds the answer to one request.
@@ -222,7 +322,7 @@ impl Reply<'_> {
         };
         let now = now_ms();
         let age = match (status, meta) {
-            (Status::Hit, Some(m)) => Some(now.saturating_sub(m.created_ms) / 1000),
+            (Status::Hit | Status::Stale, Some(m)) => Some(now.saturating_sub(m.created_ms) / 1000),
             (Status::Hit, None) => Some(0),
             _ => None,
         };
@@ -290,6 +390,7 @@ impl Reply<'_> {
         Some(HeaderValue::from_static(match status {
             Status::Hit => "HIT",
             Status::Miss => "MISS",
+            Status::Stale => "STALE",
             Status::Bypass => "BYPASS",
             Status::None => return None,
         }))

@@ -32,6 +32,12 @@ pub struct HandlerSpec {
     pub statuses: &'static [u16],
     /// `http(max_age = N, ...)`: client and shared-cache freshness.
     pub freshness: Freshness,
+    /// `stale = N`: a response is kept `N` s past `expire`, served (`STALE`) when the handler
+    /// fails (a 5xx).
+    pub stale_secs: Option<u64>,
+    /// `refresh_after = N`: a hit on a response older than `N` s refreshes it in the
+    /// background.
+    pub refresh_after_secs: Option<u64>,
 }
 
 /// Per-handler state, a `static` in the expansion.
