@@ -179,7 +179,8 @@ impl Options {
         {
             return Err(syn::Error::new(
                 span,
-                "`stale` keeps a value past its expiry: it needs `expire = N` too",
+                "`stale` keeps a value past its expiry, so it needs one: add `expire = N` \
+                 (e.g. `expire = 60, stale = 3600`)",
             ));
         }
         if let Some((after, span)) = self.refresh_after {
@@ -193,7 +194,14 @@ impl Options {
                 Some(expire) if after >= expire => {
                     return Err(syn::Error::new(
                         span,
-                        format!("`refresh_after = {after}` must be below `expire = {expire}`"),
+                        format!(
+                            "`refresh_after = {after}` must be below `expire = {expire}`: the \
+                             refresh starts before the entry expires; {}",
+                            match expire * 3 / 4 {
+                                0 => "raise `expire`".to_owned(),
+                                n => format!("lower it (e.g. `refresh_after = {n}`)"),
+                            }
+                        ),
                     ));
                 }
                 Some(_) => {}
@@ -204,7 +212,9 @@ impl Options {
         {
             return Err(syn::Error::new(
                 span,
-                "`timeout_ms` answers with a stale value when the body is slow: it needs `stale = N` too",
+                "`timeout_ms` answers with the stale value when the body is slow, and without \
+                 one the caller waits anyway: add `stale = N` (seconds a value is kept past \
+                 `expire`), or remove `timeout_ms`",
             ));
         }
         Ok(())
