@@ -496,3 +496,46 @@ async fn a_failed_refresh_keeps_the_entry_and_is_counted() {
     assert_eq!(stats.refreshes, 1);
     assert_eq!(get(false).await, Ok(1), "the entry is kept");
 }
+
+/// `Config::cross_process_single_flight(false)`: a miss that finds another process filling the
+/// key does not wait for it (here the holder is stuck far past the bound below), it runs the
+/// body at once, once per process, without storing; the holder's value is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_cross_process_single_flight_misses_do_not_wait() {
+    let server = RedisServer::start();
+    let config = || {
+        Config::redis(server.url())
+            .prefix("solo")
+            .timeout(SLOW_MACHINE)
+            .fill_lease(Duration::from_secs(30))
+            .cross_process_single_flight(false)
+    };
+    let (a, b) = cache_tests::bus_up_pair(config).await;
+    let release = Arc::new(tokio::sync::Notify::new());
+    let started = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let holder = {
+        let (a, release, started) = (a.clone(), release.clone(), started.clone());
+        tokio::spawn(async move {
+            a.get_or_insert_with("cold", &1, None, async move {
+                started.store(true, SeqCst);
+                release.notified().await;
+                1u64
+            })
+            .await
+        })
+    };
+    eventually("the holder runs", async || started.load(SeqCst)).await;
+    let burst = burst(std::slice::from_ref(&b), None, Duration::ZERO);
+    let runs = tokio::time::timeout(Duration::from_secs(10), burst)
+        .await
+        .expect("the callers did not wait for the holder's lease");
+    assert_eq!(runs, 1, "one body run in the process");
+    assert_eq!(b.stats().await.namespace("cold").coalesced, 0);
+    release.notify_one();
+    assert_eq!(holder.await.unwrap(), 1);
+    assert_eq!(
+        b.get::<u64>("cold", &1).await,
+        Some(1),
+        "the holder's value"
+    );
+}

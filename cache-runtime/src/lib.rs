@@ -98,6 +98,43 @@
 //!
 //! Without [`init`] the functions still work, uncached, and one warning is logged.
 //!
+//! # Resilience: `stale`, `timeout_ms`, `refresh_after`
+//! ```
+//! # use cache_runtime::cached;
+//! # #[derive(Clone, serde::Serialize, serde::Deserialize)] struct Price;
+//! # #[derive(Debug)] struct ApiError;
+//! #[cached(expire = 60, stale = 3600, timeout_ms = 200, refresh_after = 45, namespace = "prices")]
+//! async fn price(sku: u64) -> Result<Price, ApiError> {
+//!     // a slow, flaky upstream
+//! #   let _ = sku;
+//! #   Ok(Price)
+//! }
+//! ```
+//!
+//! | option | what it does | default | interaction |
+//! |---|---|---|---|
+//! | `stale = N` (s) | fail-safe: an entry is kept `N` s past `expire`; a call past `expire` runs the body, and if it fails (an `Err`, a `None` that is not cached, a panic, `timeout_ms` exceeded; a 5xx on a handler) the expired value is returned (as `Ok`/`Some`; `X-Cache: STALE` on a handler), logged and counted in `stale_served` | off | needs `expire`; an invalidation removes stale copies too: an invalidated value is never served |
+//! | `timeout_ms = N` | with a stale value at hand, a caller waits at most `N` ms for the body, then gets the stale value; the body goes on in the background (one per key and process, the other callers wait on it) and its value replaces the entry unless invalidated meanwhile. Without a stale value the caller waits | off | needs `stale` (a compile error otherwise: without a stale value it would change nothing); not on handlers; the body must be `Send + 'static` |
+//! | `refresh_after = N` (s) | a hit on an entry older than `N` s returns it at once and starts one background refresh of the key (one per cluster on Redis and tiered, counted in `refreshes`; a failure keeps the entry, counted in `refresh_failures`); callers never wait for it | off | must be below `expire`; the body must be `Send + 'static` (on a handler: its future) |
+//!
+//! Retries against a failing source are throttled: after a failure (of the body past `expire`, or
+//! of a refresh), that key's stale value is served without running the body for one second
+//! ([`BACKOFF`]), in the process and, on Redis and tiered, in the whole cluster (the recompute
+//! lease, a key next to the entry, is kept for that second). So a source that is down sees at most
+//! about one try per key per second, whatever the load.
+//!
+//! One body run per key across processes (Redis, tiered): concurrent misses on one key in
+//! different processes run the body once in the cluster; the others wait for its value (polling
+//! the entry, counted in `coalesced`) for at most the fill lease term ([`Config::fill_lease`], 5 s).
+//! A holder that is cancelled gives its lease back at once and one that dies or stalls loses it
+//! after the term; a waiter then takes over (counted in `lease_takeovers`) or, past the term, runs
+//! the body itself without storing. If Redis is unreachable each process falls back to its own
+//! single-flight. An expired entry under `stale` is recomputed once in the cluster, the other
+//! processes serve the stale value meanwhile. On by default; turn it off with
+//! [`Config::cross_process_single_flight`]`(false)` (each process then runs the body itself instead of
+//! waiting; invalidations stay exactly as consistent). The manual API takes the same options:
+//! [`Cache::get_or_insert_with_options`] / [`Cache::get_or_try_insert_with_options`] with a [`FillOptions`].
+//!
 //! # Consistency
 //! Once an invalidation has returned `Ok` in any process, no call that starts afterwards, in
 //! any process, returns a value computed from data read before it, on every backend: fill
@@ -159,7 +196,7 @@ pub mod __private;
 
 use std::sync::OnceLock;
 
-pub use cache::{Cache, CacheValue, EntryMeta, FillOptions};
+pub use cache::{BACKOFF, Cache, CacheValue, EntryMeta, FillOptions};
 pub use cache_macros::cached;
 pub use codec::{Codec, CodecKind};
 pub use config::{Config, ConfigError, L1};

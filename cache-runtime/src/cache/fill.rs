@@ -182,6 +182,7 @@ impl Cache {
             .await
         {
             Ok(Acquired::Granted) => Recompute::Leased(LeaseGuard::new(self, &lease_key, token)),
+            Ok(_) if !self.inner.config.cross_process_single_flight => Recompute::Alone,
             Ok(_) => Recompute::Held,
             Err(e) => {
                 self.backend_failed(ns, "lease", &e);
@@ -269,7 +270,7 @@ impl Cache {
                     },
                     Ok(Acquired::Held(left)) => {
                         let now = tokio::time::Instant::now();
-                        if now >= deadline {
+                        if now >= deadline || !inner.config.cross_process_single_flight {
                             return FillStart::Uncached;
                         }
                         if !std::mem::replace(&mut waited, true) {

@@ -239,7 +239,7 @@ mod lookup;
 mod manual;
 mod refresh;
 pub(crate) use refresh::{Read as RefreshFrom, Site as DetachedSite};
-pub use resil::FillOptions;
+pub use resil::{BACKOFF, FillOptions};
 pub(crate) mod resil;
 mod stats;
 mod store;

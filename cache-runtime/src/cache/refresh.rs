@@ -193,9 +193,10 @@ impl Cache {
             let ctx = site.ctx();
             let lease = match cache.begin_recompute(ctx.namespace, &key).await {
                 Recompute::Leased(lease) => Some(lease),
-                Recompute::Alone if cache.inner.remote.is_none() => None,
-                // Refreshing elsewhere, or Redis failing (the entry stays as it is).
-                Recompute::Held | Recompute::Alone => return,
+                // Memory, Redis failing (then the entry cannot be read again: no refresh), or
+                // `cross_process_single_flight(false)`.
+                Recompute::Alone => None,
+                Recompute::Held => return,
             };
             // Refreshed meanwhile (by a refresh that ended just before ours began) or
             // invalidated: nothing to do.

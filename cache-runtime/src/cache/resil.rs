@@ -32,7 +32,15 @@ use super::*;
 use crate::namespace::Gens;
 use crate::stats::Counters;
 
-/// How long a key whose source just failed serves its stale value without running the body.
+/// How long a key whose source just failed serves its stale value without running the body
+/// (in the process and, on Redis, in the cluster): retries against a failing source are
+/// throttled to about one per key per `BACKOFF`.
+///
+/// ```
+/// // The earliest moment a failing source is tried again for a key that just failed.
+/// let next_try = std::time::Instant::now() + cache_runtime::BACKOFF;
+/// # let _ = next_try;
+/// ```
 pub const BACKOFF: Duration = Duration::from_secs(1);
 
 /// Beyond this many failing keys the back-off list is cleared (it only throttles).

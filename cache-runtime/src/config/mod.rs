@@ -88,6 +88,7 @@ pub struct Config {
     pub(crate) breaker_cooldown: Duration,
     pub(crate) bus_heartbeat: Duration,
     pub(crate) fill_lease: Duration,
+    pub(crate) cross_process_single_flight: bool,
 }
 
 impl Config {
@@ -107,6 +108,7 @@ impl Config {
             breaker_cooldown: Duration::from_secs(1),
             bus_heartbeat: Duration::from_millis(500),
             fill_lease: Duration::from_secs(5),
+            cross_process_single_flight: true,
         }
     }
 
@@ -297,6 +299,28 @@ impl Config {
     #[must_use]
     pub fn fill_lease(mut self, term: Duration) -> Self {
         self.fill_lease = term;
+        self
+    }
+
+    /// Redis: whether concurrent misses on one key in different processes run the body once in
+    /// the whole cluster (on by default). The others wait for its value, polling the entry, for
+    /// at most [`Config::fill_lease`]; a holder that is cancelled gives its lease back at once,
+    /// one that dies or stalls loses it after the term, and if Redis is down each process falls
+    /// back to its own single-flight. The same holds for recomputing an expired entry (`stale`)
+    /// and for refreshes (`refresh_after`): one per key in the cluster.
+    ///
+    /// `false`: a miss that finds another process filling the key runs the body at once, without
+    /// storing its value (the holder's value is stored); recomputations and refreshes run in
+    /// every process that needs them. The per-process single-flight and the fill leases that
+    /// keep invalidations consistent stay as they are.
+    ///
+    /// ```
+    /// let config = cache_runtime::Config::redis("redis://127.0.0.1:6379")
+    ///     .cross_process_single_flight(false);
+    /// ```
+    #[must_use]
+    pub fn cross_process_single_flight(mut self, on: bool) -> Self {
+        self.cross_process_single_flight = on;
         self
     }
 }
