@@ -238,7 +238,9 @@ mod invalidate;
 mod lookup;
 mod manual;
 mod refresh;
-pub(crate) use refresh::{Read as RefreshFrom, Site as DetachedSite};
+#[cfg(feature = "axum")]
+pub(crate) use refresh::Read as RefreshFrom;
+pub(crate) use refresh::Site as DetachedSite;
 pub use resil::{BACKOFF, FillOptions};
 pub(crate) mod resil;
 mod stats;
