@@ -225,7 +225,8 @@ impl Call<'_> {
             let seen = cache.lookup_full::<StoredResponse>(ctx, key).await;
             let accepted = match &seen.lookup {
                 Lookup::Hit(_, meta) => {
-                    directives.accepts(meta.created_ms, meta.expires_ms, now_ms())
+                    !directives.wants_fresh()
+                        && directives.accepts(meta.created_ms, meta.expires_ms, now_ms())
                 }
                 _ => false,
             };
