@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod backends;
 pub mod fixtures;
 
 /// Two caches built from `config` (tiered: each with its own L1) once both buses are up.
@@ -265,9 +266,16 @@ impl RedisCluster {
             .status()
             .expect("redis-cli must be installed (apt-get install redis-tools)");
         assert!(status.success(), "redis-cli --cluster create failed");
+        let cluster = Self { nodes };
+        cluster.wait_ok();
+        cluster
+    }
+
+    /// Waits until every node reports `cluster_state:ok`.
+    fn wait_ok(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         'wait: while Instant::now() < deadline {
-            for n in &nodes {
+            for n in &self.nodes {
                 let ok = raw_command(n.port(), "CLUSTER INFO")
                     .is_some_and(|r| r.contains("cluster_state:ok"));
                 if !ok {
@@ -275,9 +283,18 @@ impl RedisCluster {
                     continue 'wait;
                 }
             }
-            return Self { nodes };
+            return;
         }
         panic!("the redis cluster did not become ready");
+    }
+
+    /// Restarts every node (after they were killed: their data is lost, the cluster's layout
+    /// is kept in each node's `nodes.conf`) and waits until the cluster is `ok` again.
+    pub fn restart(&mut self) {
+        for node in &mut self.nodes {
+            node.restart();
+        }
+        self.wait_ok();
     }
 
     /// The nodes' URLs.
