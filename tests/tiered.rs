@@ -1,7 +1,10 @@
 //! The tiered cache with the invalidation bus up: two `Cache` instances share one real Redis,
 //! each with its own L1. A write or invalidation through one is never answered with the old
 //! value by the other after the call returned, except within the bus delay, which is bounded
-//! by `Cache::staleness_bound()` (the silence bound documented in `cache_runtime::tiered`).
+//! by the validity term `T = 2 × bus_heartbeat + timeout` documented in `cache_runtime::tiered`
+//! ([`TERM`], computed here from the configured values, not asked from the code under test).
+//! Before each round, the test proves the other instance's L1 holds the old value (a read
+//! answered with no `GET`/`MGET` on Redis), so a round cannot pass without the bus acting.
 
 use std::time::Duration;
 
@@ -11,12 +14,39 @@ use tokio::time::Instant;
 
 /// Scheduling allowance on top of documented bounds: the test machine has 2 shared cores.
 const SLACK: Duration = Duration::from_millis(250);
+const HEARTBEAT: Duration = Duration::from_millis(100);
+const TIMEOUT: Duration = Duration::from_millis(50);
+/// The documented validity term: `T = 2 × bus_heartbeat + timeout`.
+const TERM: Duration = HEARTBEAT.saturating_mul(2).saturating_add(TIMEOUT);
 
 fn tiered(server: &RedisServer) -> Config {
     Config::redis(server.url())
         .prefix("t")
         .with_l1(L1::new(1_000, Duration::from_secs(30)))
-        .bus_heartbeat(Duration::from_millis(100))
+        .bus_heartbeat(HEARTBEAT)
+        .timeout(TIMEOUT)
+}
+
+/// Reads Redis ran (`GET` and `MGET`, from `INFO commandstats`).
+async fn redis_reads(server: &RedisServer) -> u64 {
+    server.command_calls("get").await + server.command_calls("mget").await
+}
+
+/// Proves the precondition of a round: `read` gives `expected` from the L1 (Redis ran no read
+/// meanwhile). Polls: the L1 is bypassed for a moment whenever a heartbeat is late on a loaded
+/// machine.
+async fn l1_holds(server: &RedisServer, expected: &str, mut read: impl AsyncFnMut() -> String) {
+    wait_until(
+        "the L1 holds the old value",
+        Duration::from_secs(5),
+        async || {
+            let before = redis_reads(server).await;
+            let seen = read().await;
+            assert_eq!(seen, expected, "the old value before the invalidation");
+            redis_reads(server).await == before
+        },
+    )
+    .await;
 }
 
 async fn pair(server: &RedisServer) -> (Cache, Cache) {
@@ -68,9 +98,12 @@ async fn a_set_in_one_instance_replaces_the_value_in_the_others_l1() {
         let new = format!("new {round}");
         a.set("item", &round, &old, None).await.unwrap();
         assert_eq!(b.get::<String>("item", &round).await, Some(old.clone()));
-        assert_eq!(b.get::<String>("item", &round).await, Some(old.clone())); // from b's L1
+        l1_holds(&server, &old, async || {
+            b.get::<String>("item", &round).await.unwrap_or_default()
+        })
+        .await;
         a.set("item", &round, &new, None).await.unwrap();
-        converges("set", b.staleness_bound(), &old, &new, async || {
+        converges("set", TERM, &old, &new, async || {
             b.get::<String>("item", &round).await.unwrap_or_default()
         })
         .await;
@@ -88,10 +121,10 @@ async fn exact_invalidation_then_recompute_reaches_the_other_instance() {
         assert_eq!(load(&a, &db, "item", id).await, "old");
         assert_eq!(load(&b, &db, "item", id).await, "old");
         db.put(id, "new");
-        // Served from the caches until invalidated: the update is not seen yet.
-        assert_eq!(load(&b, &db, "item", id).await, "old");
+        // Served from b's L1 until invalidated: the update is not seen yet.
+        l1_holds(&server, "old", async || load(&b, &db, "item", id).await).await;
         a.delete::<String>("item", &id).await.unwrap();
-        converges("delete", b.staleness_bound(), "old", "new", async || {
+        converges("delete", TERM, "old", "new", async || {
             load(&b, &db, "item", id).await
         })
         .await;
@@ -118,10 +151,11 @@ async fn namespace_invalidation_reaches_the_other_instance() {
         }
         for id in ids.clone() {
             db.put(id, &new);
+            l1_holds(&server, &old, async || load(&b, &db, "item", id).await).await;
         }
         a.invalidate_namespace("item").await.unwrap();
         for id in ids.clone() {
-            converges("namespace", b.staleness_bound(), &old, &new, async || {
+            converges("namespace", TERM, &old, &new, async || {
                 load(&b, &db, "item", id).await
             })
             .await;
@@ -148,17 +182,16 @@ async fn invalidate_all_reaches_the_other_instance() {
         }
         for id in ids.clone() {
             db.put(id, &new);
+            for ns in ["x", "y"] {
+                l1_holds(&server, &old, async || load(&b, &db, ns, id).await).await;
+            }
         }
         a.invalidate_all().await.unwrap();
         for id in ids.clone() {
             for ns in ["x", "y"] {
-                converges(
-                    "invalidate_all",
-                    b.staleness_bound(),
-                    &old,
-                    &new,
-                    async || load(&b, &db, ns, id).await,
-                )
+                converges("invalidate_all", TERM, &old, &new, async || {
+                    load(&b, &db, ns, id).await
+                })
                 .await;
             }
         }
@@ -243,6 +276,10 @@ async fn concurrent_reads_never_keep_a_value_that_was_replaced() {
     for round in 0..30u32 {
         let (old, new) = (format!("old {round}"), format!("new {round}"));
         a.set("race", &0, &old, None).await.unwrap();
+        l1_holds(&server, &old, async || {
+            b.get::<String>("race", &0).await.unwrap_or_default()
+        })
+        .await;
         let readers: Vec<_> = (0..4)
             .map(|_| {
                 let b = b.clone();
@@ -257,7 +294,7 @@ async fn concurrent_reads_never_keep_a_value_that_was_replaced() {
         for r in readers {
             r.await.unwrap();
         }
-        converges("race", b.staleness_bound(), &old, &new, async || {
+        converges("race", TERM, &old, &new, async || {
             b.get::<String>("race", &0).await.unwrap_or_default()
         })
         .await;

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use cache_runtime::{Cache, Config, L1};
 
+pub use crate::within;
 use crate::{RedisCluster, RedisServer, wait_until};
 
 /// A backend the suite runs on.
@@ -216,11 +217,4 @@ impl Env {
         }
         cache
     }
-}
-
-/// Runs `body` under an outer timeout, so a hang fails the test instead of stalling the suite.
-pub async fn within<F: Future>(limit: Duration, body: F) -> F::Output {
-    tokio::time::timeout(limit, body)
-        .await
-        .unwrap_or_else(|_| panic!("the test did not finish within {limit:?}"))
 }

@@ -56,6 +56,30 @@ pub async fn wait_until(what: &str, within: Duration, mut cond: impl AsyncFnMut(
     }
 }
 
+/// Runs `body` under an outer timeout, so a hang (a broken timeout, a lost wake-up) fails the
+/// test instead of stalling the suite.
+pub async fn within<F: Future>(limit: Duration, body: F) -> F::Output {
+    tokio::time::timeout(limit, body)
+        .await
+        .unwrap_or_else(|_| panic!("the test did not finish within {limit:?}"))
+}
+
+/// Polls until `read` answers right (returns true) while `server` runs no `GET` or `MGET`: an
+/// answer from the L1. Proves the L1 is used; polls because a tiered cache bypasses its L1 for
+/// a moment whenever a bus heartbeat is late on a loaded machine. Fails after 5 seconds.
+pub async fn answered_by_l1(server: &RedisServer, mut read: impl AsyncFnMut() -> bool) {
+    wait_until(
+        "an answer from the L1",
+        Duration::from_secs(5),
+        async || {
+            let before = server.command_calls("get").await + server.command_calls("mget").await;
+            assert!(read().await, "the right answer");
+            server.command_calls("get").await + server.command_calls("mget").await == before
+        },
+    )
+    .await;
+}
+
 /// A port that was free a moment ago, whose `port + 10000` (the cluster bus) is free too.
 pub fn free_port() -> u16 {
     loop {
@@ -218,6 +242,24 @@ impl RedisServer {
             .find_map(|line| line.strip_prefix(&prefix))
             .and_then(|rest| rest.split(',').next())
             .map_or(0, |n| n.parse().expect("a call count"))
+    }
+
+    /// Changes what the `default` user (the caches' user) may run: `ACL SETUSER default
+    /// <rules>`, e.g. `["-del"]` so that Redis answers everything but refuses deletes (an
+    /// error reply: Redis is up, the circuit breaker stays closed), and `["+del"]` to undo it.
+    pub async fn acl_default(&self, rules: &[&str]) {
+        let mut conn = self
+            .client()
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect to the test server");
+        redis::cmd("ACL")
+            .arg("SETUSER")
+            .arg("default")
+            .arg(rules)
+            .query_async::<()>(&mut conn)
+            .await
+            .expect("ACL SETUSER");
     }
 
     /// A redis-rs client for inspecting or planting data.
