@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 
 pub mod backends;
 pub mod fixtures;
+mod unix;
+
+pub use unix::UnixRedis;
 
 /// Two caches built from `config` (tiered: each with its own L1) once both buses are up.
 pub async fn bus_up_pair(
@@ -91,7 +94,7 @@ pub fn free_port() -> u16 {
     }
 }
 
-fn temp_dir(tag: &str) -> PathBuf {
+pub(crate) fn temp_dir(tag: &str) -> PathBuf {
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("cache-tests-{}-{tag}-{n}", std::process::id()));
@@ -271,66 +274,6 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// A `redis-server` listening only on a Unix socket (`--port 0`) in a temporary directory.
-pub struct UnixRedis {
-    dir: PathBuf,
-    child: Child,
-}
-
-impl UnixRedis {
-    /// Starts it and waits until it answers `PING` on its socket.
-    pub fn start() -> Self {
-        let dir = temp_dir("unix");
-        let child = Command::new("redis-server")
-            .args(["--port", "0", "--save", "", "--appendonly", "no"])
-            .arg("--unixsocket")
-            .arg(dir.join("redis.sock"))
-            .args(["--unixsocketperm", "700"])
-            .arg("--dir")
-            .arg(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed (apt-get install redis-server)");
-        let server = Self { dir, child };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !server.answers() {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server on a unix socket did not start"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        server
-    }
-
-    fn answers(&self) -> bool {
-        let Ok(mut stream) = std::os::unix::net::UnixStream::connect(self.dir.join("redis.sock"))
-        else {
-            return false;
-        };
-        let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
-        let mut buf = [0u8; 16];
-        stream.write_all(b"PING\r\n").is_ok()
-            && stream
-                .read(&mut buf)
-                .is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
-    }
-
-    /// `unix://<dir>/redis.sock`.
-    pub fn url(&self) -> String {
-        format!("unix://{}", self.dir.join("redis.sock").display())
-    }
-}
-
-impl Drop for UnixRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
