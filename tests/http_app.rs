@@ -52,6 +52,12 @@ async fn thing(Path(id): Path<u64>, State(_state): State<AppState>) -> Json<Valu
     Json(json!({ "id": id, "run": run(format!("thing/{id}")) }))
 }
 
+/// Requested by `http.rs`'s statistics test only: a namespace no other scenario fills.
+#[cached(http, expire = 60, namespace = "counted")]
+async fn counted(Path(id): Path<u64>) -> String {
+    format!("counted {id}")
+}
+
 #[cached(http, expire = 60, namespace = "ns-things")]
 async fn ns_thing(Path(id): Path<u64>) -> Json<Value> {
     Json(json!({ "id": id, "run": run(format!("ns-thing/{id}")) }))
@@ -142,6 +148,7 @@ pub fn app() -> Router {
     Router::new()
         .route("/thing/{id}", get(thing).post(thing).put(thing))
         .route("/ns-thing/{id}", get(ns_thing))
+        .route("/counted/{id}", get(counted))
         .route("/query", get(query))
         .route("/lang", get(lang))
         .route("/status/{code}", get(status))

@@ -9,8 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use cache_runtime::L1;
 use cache_runtime::{Cache, CodecKind, Config, Error, cached};
-use cache_tests::{RedisCluster, RedisServer};
+use cache_tests::{RedisCluster, RedisServer, UnixRedis, wait_until};
 use redis::FromRedisValue;
 
 // ----- support ----------------------------------------------------------------------------
@@ -533,6 +534,41 @@ async fn limits_skip_caching_without_failing(servers: Servers) {
 }
 
 // ----- single node only ---------------------------------------------------------------------
+
+/// `unix://` URLs: a server listening on a Unix socket only (`--port 0`), plain and tiered
+/// (the bus subscribes over the socket too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unix_socket_urls_work_plain_and_tiered() {
+    let server = UnixRedis::start();
+    let config = || {
+        Config::redis(server.url())
+            .timeout(Duration::from_secs(2))
+            .connect_timeout(Duration::from_secs(2))
+    };
+    let plain = Cache::new(config()).await.unwrap();
+    let tiered = Cache::new(config().with_l1(L1::new(100, Duration::from_secs(30))))
+        .await
+        .unwrap();
+    wait_until("both buses up", Duration::from_secs(5), async || {
+        plain.bus_healthy() && tiered.bus_healthy()
+    })
+    .await;
+    eventually("a first write", async || {
+        plain
+            .set("unix", &1, &"one".to_string(), None)
+            .await
+            .is_ok()
+    })
+    .await;
+    assert_eq!(
+        tiered.get::<String>("unix", &1).await.as_deref(),
+        Some("one")
+    );
+    tiered.invalidate_namespace("unix").await.unwrap();
+    assert_eq!(plain.get::<String>("unix", &1).await, None);
+    assert_eq!(tiered.get::<String>("unix", &1).await, None);
+    assert!(!plain.circuit_open() && !tiered.circuit_open());
+}
 
 #[tokio::test]
 async fn auth_and_database_come_from_the_url() {

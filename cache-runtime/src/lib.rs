@@ -110,6 +110,17 @@
 //! never hang; on an error each runs the body itself, on a panic or cancellation one of them
 //! takes over.
 //!
+//! # Cancel safety
+//! Every public async fn says what happens when its future is dropped at an `await` (a client
+//! disconnect, a timeout layer, `select!`), under "Cancel safety". In short: nothing shared is
+//! left wedged (single-flight leaders, fill leases and the circuit breaker's probe slot are
+//! held in guards released on drop), invalidations run to completion in a task of their own,
+//! and a dropped call never makes a stale value servable. A `#[cached]` call is cancel safe
+//! as [`Cache::get_or_insert_with`], its `f_invalidate` as [`Cache::delete`], and a cached
+//! axum handler whose request is dropped as a dropped `#[cached]` call.
+//! `tests/cancellation.rs` drops every one of them after 1, 2, ... polls and at random
+//! moments, with Redis healthy, stalled and killed.
+//!
 //! # Runtimes
 //! A cache may be used from any tokio runtime, including after the runtime that built it is
 //! gone (a test suite where one `#[tokio::test]` calls [`init`] and others use it): its Redis
@@ -176,6 +187,11 @@ static GLOBAL: OnceLock<Cache> = OnceLock::new();
 /// A second call returns [`Error::AlreadyInitialized`]. With Redis it does not wait for the
 /// server: an unreachable server is not an error (the cache fails open until it connects),
 /// a malformed URL is.
+///
+/// # Cancel safety
+/// Cancel safe: it completes at its first poll (it waits on no I/O; connections are made in
+/// the background). A future dropped before it was polled sets nothing, and `init` can be
+/// called again.
 pub async fn init(config: Config) -> Result<(), Error> {
     if GLOBAL.get().is_some() {
         return Err(Error::AlreadyInitialized);
@@ -199,6 +215,10 @@ pub fn cache() -> Result<&'static Cache, Error> {
 /// Failures are logged and counted; with Redis, an invalidation that cannot reach the server
 /// is kept and re-applied when it answers (see [`tiered`]). Use [`Cache::invalidate_namespace`]
 /// to get the error.
+///
+/// # Cancel safety
+/// Cancel safe, as [`Cache::invalidate_namespace`]: once polled, it is in effect in this
+/// process and runs to completion in a task of its own.
 pub async fn invalidate_namespace(namespace: &str) {
     match GLOBAL.get() {
         Some(cache) => {
@@ -212,6 +232,9 @@ pub async fn invalidate_namespace(namespace: &str) {
 }
 
 /// Drops every entry of the global cache, in every process.
+///
+/// # Cancel safety
+/// Cancel safe, as [`Cache::invalidate_all`].
 pub async fn invalidate_all() {
     if let Some(cache) = GLOBAL.get() {
         let _ = cache.invalidate_all().await;

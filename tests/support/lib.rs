@@ -12,7 +12,11 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod backends;
 pub mod fixtures;
+mod unix;
+
+pub use unix::UnixRedis;
 
 /// Two caches built from `config` (tiered: each with its own L1) once both buses are up.
 pub async fn bus_up_pair(
@@ -55,6 +59,30 @@ pub async fn wait_until(what: &str, within: Duration, mut cond: impl AsyncFnMut(
     }
 }
 
+/// Runs `body` under an outer timeout, so a hang (a broken timeout, a lost wake-up) fails the
+/// test instead of stalling the suite.
+pub async fn within<F: Future>(limit: Duration, body: F) -> F::Output {
+    tokio::time::timeout(limit, body)
+        .await
+        .unwrap_or_else(|_| panic!("the test did not finish within {limit:?}"))
+}
+
+/// Polls until `read` answers right (returns true) while `server` runs no `GET` or `MGET`: an
+/// answer from the L1. Proves the L1 is used; polls because a tiered cache bypasses its L1 for
+/// a moment whenever a bus heartbeat is late on a loaded machine. Fails after 5 seconds.
+pub async fn answered_by_l1(server: &RedisServer, mut read: impl AsyncFnMut() -> bool) {
+    wait_until(
+        "an answer from the L1",
+        Duration::from_secs(5),
+        async || {
+            let before = server.command_calls("get").await + server.command_calls("mget").await;
+            assert!(read().await, "the right answer");
+            server.command_calls("get").await + server.command_calls("mget").await == before
+        },
+    )
+    .await;
+}
+
 /// A port that was free a moment ago, whose `port + 10000` (the cluster bus) is free too.
 pub fn free_port() -> u16 {
     loop {
@@ -66,7 +94,7 @@ pub fn free_port() -> u16 {
     }
 }
 
-fn temp_dir(tag: &str) -> PathBuf {
+pub(crate) fn temp_dir(tag: &str) -> PathBuf {
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("cache-tests-{}-{tag}-{n}", std::process::id()));
@@ -219,6 +247,24 @@ impl RedisServer {
             .map_or(0, |n| n.parse().expect("a call count"))
     }
 
+    /// Changes what the `default` user (the caches' user) may run: `ACL SETUSER default
+    /// <rules>`, e.g. `["-del"]` so that Redis answers everything but refuses deletes (an
+    /// error reply: Redis is up, the circuit breaker stays closed), and `["+del"]` to undo it.
+    pub async fn acl_default(&self, rules: &[&str]) {
+        let mut conn = self
+            .client()
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect to the test server");
+        redis::cmd("ACL")
+            .arg("SETUSER")
+            .arg("default")
+            .arg(rules)
+            .query_async::<()>(&mut conn)
+            .await
+            .expect("ACL SETUSER");
+    }
+
     /// A redis-rs client for inspecting or planting data.
     pub fn client(&self) -> redis::Client {
         redis::Client::open(self.url()).expect("valid url")
@@ -265,9 +311,16 @@ impl RedisCluster {
             .status()
             .expect("redis-cli must be installed (apt-get install redis-tools)");
         assert!(status.success(), "redis-cli --cluster create failed");
+        let cluster = Self { nodes };
+        cluster.wait_ok();
+        cluster
+    }
+
+    /// Waits until every node reports `cluster_state:ok`.
+    fn wait_ok(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         'wait: while Instant::now() < deadline {
-            for n in &nodes {
+            for n in &self.nodes {
                 let ok = raw_command(n.port(), "CLUSTER INFO")
                     .is_some_and(|r| r.contains("cluster_state:ok"));
                 if !ok {
@@ -275,9 +328,18 @@ impl RedisCluster {
                     continue 'wait;
                 }
             }
-            return Self { nodes };
+            return;
         }
         panic!("the redis cluster did not become ready");
+    }
+
+    /// Restarts every node (after they were killed: their data is lost, the cluster's layout
+    /// is kept in each node's `nodes.conf`) and waits until the cluster is `ok` again.
+    pub fn restart(&mut self) {
+        for node in &mut self.nodes {
+            node.restart();
+        }
+        self.wait_ok();
     }
 
     /// The nodes' URLs.

@@ -38,8 +38,11 @@ impl Cache {
     /// ```
     ///
     /// # Cancel safety
-    /// Cancel safe: the invalidation runs in a task of its own and completes (or is kept
-    /// pending) even if this future is dropped.
+    /// Cancel safe: at its first poll the namespace's entries stop being served in this
+    /// process (no fill or single-flight of this process that began before stores or is
+    /// joined); the invalidation then runs in a task of its own and completes (applied to
+    /// Redis, announced and acknowledged, or kept pending and re-applied when Redis answers)
+    /// even if this future is dropped. Dropped before its first poll, it does nothing.
     pub async fn invalidate_namespace(&self, namespace: &str) -> Result<(), Error> {
         self.invalidate_namespace_counted(namespace, namespace)
             .await

@@ -55,6 +55,12 @@ impl Cache {
 
     /// The value of type `T` stored under `(namespace, key)`, if any. Backend failures count
     /// as a miss (logged and counted, never an error).
+    ///
+    /// # Cancel safety
+    /// Cancel safe: a read changes nothing shared. Dropped while Redis is being read, it counts
+    /// neither a hit nor a miss and fills no L1. If it was the circuit breaker's probe (the
+    /// first call after the cooldown), its slot is freed at once, without counting a failure
+    /// or restarting the cooldown: the breaker stays open and the next call is the probe.
     pub async fn get<T: CacheValue>(
         &self,
         namespace: &str,
@@ -90,6 +96,17 @@ impl Cache {
     /// invalidated). An error means it was not stored, and with Redis the previous value was
     /// deleted instead (or will be, once Redis answers: see [`crate::tiered`]); the caller may
     /// ignore it.
+    ///
+    /// # Cancel safety
+    /// Memory: cancel safe (the value is stored or not). Redis: dropped while the write is in
+    /// flight, the write may or may not have reached Redis, like any write whose caller gave
+    /// up; a breaker probe's slot is freed as in [`Cache::get`]. Tiered: **not cancel safe for
+    /// L1 copies.** The write is announced on the bus (and this process's L1 updated) only
+    /// after Redis acknowledged it; from then on the announcement runs to completion in a
+    /// task of its own, but a future dropped before the acknowledgement can leave the new
+    /// value in Redis unannounced, so L1 copies of the old value (in this process and others)
+    /// are served until their L1 TTL or the key's next invalidation. Do not drop a tiered
+    /// `set` (run it in `tokio::spawn`), or [`Cache::delete`] the key after a dropped one.
     pub async fn set<T: CacheValue>(
         &self,
         namespace: &str,
@@ -141,6 +158,13 @@ impl Cache {
     }
 
     /// Deletes the `T` stored under `(namespace, key)`, in every process.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: at its first poll the key's entry stops being served in this process (no
+    /// fill or single-flight of this process that began before it stores or is joined), and
+    /// the delete runs to completion in a task of its own: applied to Redis, announced and
+    /// acknowledged, or kept pending and re-applied when Redis answers (see
+    /// [`crate::tiered`]), even if this future is dropped.
     pub async fn delete<T: CacheValue>(
         &self,
         namespace: &str,
@@ -153,6 +177,19 @@ impl Cache {
 
     /// Returns the cached `T` under `(namespace, key)`, or runs `compute` once (single-flight),
     /// stores its result for `ttl` and returns it.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: dropping the future drops `compute` with it, and nothing stays wedged.
+    /// - The leader of the key's single-flight abandons it at once: a waiting caller of this
+    ///   process becomes the leader and runs its own `compute` once (see [`crate::flight`]).
+    ///   A follower simply stops waiting.
+    /// - On Redis, the fill lease is given back at once (in a background task), so other
+    ///   processes waiting for the key fill it themselves instead of waiting out
+    ///   [`crate::Config::fill_lease`].
+    /// - Nothing is stored unless the store had begun (on Redis: was sent); a value stored
+    ///   so was computed under the fill lease, which any invalidation voids, so it is never
+    ///   stale.
+    /// - A breaker probe's slot is freed as in [`Cache::get`].
     pub async fn get_or_insert_with<T, Fut>(
         &self,
         namespace: &str,
@@ -169,6 +206,9 @@ impl Cache {
     }
 
     /// Like [`Cache::get_or_insert_with`] for fallible computations: only `Ok` is stored.
+    ///
+    /// # Cancel safety
+    /// Cancel safe, as [`Cache::get_or_insert_with`].
     pub async fn get_or_try_insert_with<T, E, Fut>(
         &self,
         namespace: &str,

@@ -150,6 +150,10 @@ pub(crate) fn type_tag_bytes<T: ?Sized>() -> [u8; 4] {
 impl Cache {
     /// Builds a cache. With Redis this validates the URL and returns at once: the connection
     /// is made in the background, and until it is up the cache fails open.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: it completes at its first poll (it waits on no I/O). A future dropped
+    /// before it was polled builds nothing and starts no background task.
     pub async fn new(config: Config) -> Result<Cache, Error> {
         config.validate()?;
         let remote = match &config.backend {

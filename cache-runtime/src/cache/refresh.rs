@@ -220,6 +220,13 @@ impl Cache {
     /// # Ok(())
     /// # }
     /// ```
+    ///
+    /// # Cancel safety
+    /// Cancel safe, as [`Cache::get_or_insert_with`], with one difference: the parts that
+    /// run in a task of their own are not stopped by a dropped caller. With `timeout` and a
+    /// stale value, the body runs in such a task, finishes and stores its value (over its
+    /// lease: an invalidation meanwhile wins); a background refresh started by a hit
+    /// (`refresh_after`) never depended on its caller.
     pub async fn get_or_insert_with_options<T, Fut>(
         &self,
         namespace: &str,
@@ -252,6 +259,9 @@ impl Cache {
     /// # Ok(())
     /// # }
     /// ```
+    ///
+    /// # Cancel safety
+    /// Cancel safe, as [`Cache::get_or_insert_with_options`].
     pub async fn get_or_try_insert_with_options<T, E, Fut>(
         &self,
         namespace: &str,

@@ -14,8 +14,13 @@
 use crate::{Cache, Error};
 
 /// Drops every cached response of `path` (for example `/items/1`; a query string is ignored:
-/// all of them go) in `namespace`, in the global cache, in every process. Failures are logged and counted, and with Redis kept and re-applied when it
+/// all of them go) in `namespace`, in the global cache, in every process. Failures are logged
+/// and counted, and with Redis kept and re-applied when it
 /// answers; [`invalidate_path_in`] returns them.
+///
+/// # Cancel safety
+/// Cancel safe, as [`crate::Cache::invalidate_namespace`]: once polled, the path's responses
+/// stop being served in this process and the invalidation completes in a task of its own.
 pub async fn invalidate_path(namespace: &str, path: &str) {
     match crate::global() {
         Some(cache) => {
@@ -30,6 +35,9 @@ pub async fn invalidate_path(namespace: &str, path: &str) {
 }
 
 /// [`invalidate_path`] on a given cache, with the error.
+///
+/// # Cancel safety
+/// Cancel safe, as [`invalidate_path`].
 pub async fn invalidate_path_in(cache: &Cache, namespace: &str, path: &str) -> Result<(), Error> {
     let path = path.split_once('?').map_or(path, |(p, _)| p);
     let path_ns = path_namespace(namespace, &super::key::normalize_path(path));
