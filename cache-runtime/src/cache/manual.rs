@@ -98,15 +98,11 @@ impl Cache {
     /// ignore it.
     ///
     /// # Cancel safety
-    /// Memory: cancel safe (the value is stored or not). Redis: dropped while the write is in
-    /// flight, the write may or may not have reached Redis, like any write whose caller gave
-    /// up; a breaker probe's slot is freed as in [`Cache::get`]. Tiered: **not cancel safe for
-    /// L1 copies.** The write is announced on the bus (and this process's L1 updated) only
-    /// after Redis acknowledged it; from then on the announcement runs to completion in a
-    /// task of its own, but a future dropped before the acknowledgement can leave the new
-    /// value in Redis unannounced, so L1 copies of the old value (in this process and others)
-    /// are served until their L1 TTL or the key's next invalidation. Do not drop a tiered
-    /// `set` (run it in `tokio::spawn`), or [`Cache::delete`] the key after a dropped one.
+    /// Cancel safe. Memory: the value is stored or not. Redis (plain or tiered): the write,
+    /// its announcement on the bus and the clean-up after a failed write run to completion in
+    /// a task of the library's own runtime, so a dropped future leaves the key either holding
+    /// the new value, announced to every process, or deleted everywhere (pending and re-applied
+    /// if Redis cannot be reached); the new value may then land after the drop.
     pub async fn set<T: CacheValue>(
         &self,
         namespace: &str,
@@ -116,6 +112,34 @@ impl Cache {
     ) -> Result<(), Error> {
         let ns = self.namespace(namespace);
         let (full_key, type_tag) = self.manual_key::<T>(namespace, key)?;
+        if self.inner.remote.is_none() {
+            return self.write_manual(ns, full_key, type_tag, value, ttl).await;
+        }
+        let (cache, value) = (self.clone(), value.clone());
+        let write = async move {
+            cache
+                .write_manual(ns, full_key, type_tag, &value, ttl)
+                .await
+        };
+        match crate::background::spawn(write).await {
+            Ok(result) => result,
+            // A panic of the value's `Serialize` reaches the caller as on the memory backend.
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => Err(Error::Superseded),
+        }
+    }
+
+    /// [`Cache::set`] once its key is built: stores under the current generations (retried
+    /// if they change meanwhile) and, on Redis, deletes the old value everywhere if the write
+    /// failed.
+    async fn write_manual<T: CacheValue>(
+        &self,
+        ns: Arc<Namespace>,
+        full_key: String,
+        type_tag: [u8; 4],
+        value: &T,
+        ttl: Option<Duration>,
+    ) -> Result<(), Error> {
         let ctx = Ctx {
             namespace: &ns,
             path: None,

@@ -108,24 +108,26 @@ impl Cache {
                 }
             }
             Counters::bump(&ns.stats.inserts);
-            if inner.local.is_some() {
-                if shared.is_none() {
-                    // A manual write replaces what concurrent lookups of this process may have
-                    // read from Redis just before: their L1 fills must not land after ours.
-                    inner.key_epochs.bump(key);
-                }
-                // A manual write (or a refresh) replaces a value other processes may hold: it
-                // returns once they dropped it, and completes even if its caller is dropped.
-                let (cache, op, wait) =
-                    (self.clone(), Pending::Key(key.to_owned()), shared.is_none());
-                let announce = async move { crate::tiered::announce(&cache, op, wait).await };
+            // A manual write (no flight) replaces a value other processes' L1s may hold, so
+            // every Redis instance announces it, with or without an L1 of its own, and returns
+            // once they dropped it; it completes even if its caller is dropped. A fill or a
+            // refresh of a tiered cache is announced without waiting.
+            let manual = shared.is_none();
+            if manual && inner.local.is_some() {
+                // Concurrent lookups of this process may have read the old value from Redis
+                // just before: their L1 fills must not land after ours.
+                inner.key_epochs.bump(key);
+            }
+            if manual || inner.local.is_some() {
+                let (cache, op) = (self.clone(), Pending::Key(key.to_owned()));
+                let announce = async move { crate::tiered::announce(&cache, op, manual).await };
                 let _ = crate::background::spawn(announce).await;
-                if self.local_usable() {
-                    // The ticket from before the store: an invalidation that reached this
-                    // process after the store (and deleted it from Redis) must win.
-                    let ticket = ticket.unwrap_or_else(|| inner.key_epochs.ticket(key));
-                    self.fill_local(ctx, key, value, gens, meta, ticket).await;
-                }
+            }
+            if inner.local.is_some() && self.local_usable() {
+                // The ticket from before the store: an invalidation that reached this
+                // process after the store (and deleted it from Redis) must win.
+                let ticket = ticket.unwrap_or_else(|| inner.key_epochs.ticket(key));
+                self.fill_local(ctx, key, value, gens, meta, ticket).await;
             }
             return Ok(meta);
         }
