@@ -157,4 +157,33 @@ mod tests {
         out.push(0);
         assert!(Bincode::decode::<(String, u32)>(&out).is_err());
     }
+
+    #[test]
+    fn each_kind_encodes_with_its_own_codec_and_id() {
+        let mut out = Vec::new();
+        CodecKind::Bincode
+            .encode_into(&("abc", 7u32), &mut out)
+            .unwrap();
+        assert_eq!(
+            CodecKind::Bincode.decode::<(String, u32)>(&out).unwrap(),
+            ("abc".into(), 7)
+        );
+        assert_eq!(CodecKind::Bincode.id(), Bincode::ID);
+        #[cfg(feature = "json")]
+        {
+            let mut json = Vec::new();
+            CodecKind::Json
+                .encode_into(&("abc", 7u32), &mut json)
+                .unwrap();
+            assert_eq!(json, br#"["abc",7]"#);
+            assert_eq!(
+                CodecKind::Json.decode::<(String, u32)>(&json).unwrap(),
+                ("abc".into(), 7)
+            );
+            assert!(CodecKind::Json.decode::<(String, u32)>(b"[1]").is_err());
+            // Envelopes tell the codecs apart by these ids: they must differ.
+            assert_eq!(CodecKind::Json.id(), Json::ID);
+            assert_ne!(CodecKind::Json.id(), CodecKind::Bincode.id());
+        }
+    }
 }
