@@ -64,8 +64,9 @@ pub(crate) struct RedisStore {
     breaker: Breaker,
     gen_prefix: String,
     all_gen_key: String,
-    /// URLs a pub/sub connection can be opened to (the node, or every cluster seed).
-    pub(crate) pubsub_urls: Vec<String>,
+    /// Clients a pub/sub connection can be opened with (the node, or every cluster seed),
+    /// with the TCP and TLS settings of the store's.
+    pub(crate) pubsub_clients: Vec<redis::Client>,
     /// Restart and failover detection (single node).
     pub(crate) incarnation: Arc<Incarnation>,
 }
@@ -74,9 +75,10 @@ impl RedisStore {
     /// Validates the URLs and sets up the connection without waiting for it.
     pub(crate) fn connect(config: &Config) -> Result<Self, Error> {
         let incarnation = Arc::new(Incarnation::new(&config.prefix));
-        let (link, pubsub_urls) = match &config.backend {
+        let (link, pubsub_clients) = match &config.backend {
             crate::config::Backend::Redis(url) => {
-                let client = open_client(url)?;
+                let client = open_client(url, config)?;
+                let pubsub = vec![client.clone()];
                 let connection_config = AsyncConnectionConfig::new()
                     .set_connection_timeout(Some(config.connect_timeout))
                     // Every call is already bounded by our own timeout; a second timer per
@@ -88,21 +90,26 @@ impl RedisStore {
                     config.connect_timeout,
                     incarnation.clone(),
                 );
-                (Link::Single(single), vec![url.clone()])
+                (Link::Single(single), pubsub)
             }
             crate::config::Backend::Cluster(urls) => {
-                for url in urls {
-                    open_client(url)?;
-                }
-                let client = ClusterClient::builder(urls.clone())
-                    .tcp_settings(tcp_settings(&Default::default()))
-                    .build()
-                    .map_err(|e| invalid_cluster(urls, e))?;
+                let pubsub = urls
+                    .iter()
+                    .map(|url| open_client(url, config))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let builder = ClusterClient::builder(urls.clone())
+                    .tcp_settings(tcp_settings(&Default::default()));
+                #[cfg(feature = "tls")]
+                let builder = match urls.first().map(|url| super::client::tls_for(url, config)) {
+                    Some(Ok(Some(tls))) => builder.certs(tls.certificates()),
+                    _ => builder,
+                };
+                let client = builder.build().map_err(|e| invalid_cluster(urls, e))?;
                 let cluster_config = ClusterConfig::new()
                     .set_connection_timeout(config.connect_timeout)
                     .set_response_timeout(config.timeout.saturating_mul(4));
                 let link = ClusterLink::new(client, cluster_config);
-                (Link::Cluster(Arc::new(link)), urls.clone())
+                (Link::Cluster(Arc::new(link)), pubsub)
             }
             crate::config::Backend::Memory => {
                 return Err(Error::InvalidConfig(crate::ConfigError::NotRedis));
@@ -114,7 +121,7 @@ impl RedisStore {
             breaker: Breaker::new(config.breaker_threshold, config.breaker_cooldown),
             gen_prefix: format!("{}:__gen:", config.prefix),
             all_gen_key: format!("{}:__gen", config.prefix),
-            pubsub_urls,
+            pubsub_clients,
             incarnation,
         })
     }
