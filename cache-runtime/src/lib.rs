@@ -159,6 +159,7 @@ pub mod __private;
 
 use std::sync::OnceLock;
 
+pub use backend::error::{BackendError, BackendErrorKind};
 pub use cache::{Cache, CacheValue, EntryMeta, FillOptions};
 pub use cache_macros::cached;
 pub use codec::{Codec, CodecKind};

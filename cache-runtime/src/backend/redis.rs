@@ -29,7 +29,7 @@ use super::client::{invalid_cluster, open_client, tcp_settings};
 use super::incarnation::Incarnation;
 use super::single::Single;
 use crate::namespace::Gens;
-use crate::{Config, Error};
+use crate::{BackendError, BackendErrorKind, Config, Error};
 use std::sync::Arc;
 
 mod cluster;
@@ -181,18 +181,13 @@ impl RedisStore {
         };
         let result = match tokio::time::timeout(self.timeout, request).await {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(Error::Redis(e)),
+            Ok(Err(e)) => Err(Error::Backend(BackendError::from_redis(&e))),
             Err(_) => Err(Error::Timeout(self.timeout)),
         };
         // A server error reply (e.g. WRONGTYPE) means Redis is up; only transport failures
         // and timeouts count towards opening the breaker.
         let up = match &result {
-            Err(Error::Redis(e)) => {
-                !(e.is_io_error()
-                    || e.is_connection_dropped()
-                    || e.is_timeout()
-                    || e.is_unrecoverable_error())
-            }
+            Err(Error::Backend(e)) => e.kind() != BackendErrorKind::Connection,
             Err(_) => false,
             Ok(_) => true,
         };
@@ -206,7 +201,7 @@ impl RedisStore {
             // failing to assemble a reply) does not.
             let answered = match &result {
                 Ok(_) => true,
-                Err(Error::Redis(e)) => up && e.code().is_some(),
+                Err(Error::Backend(e)) => e.kind() == BackendErrorKind::Server,
                 Err(_) => false,
             };
             cluster.observe(answered);
