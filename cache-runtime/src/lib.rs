@@ -142,7 +142,7 @@
 //! # Features
 //! - `axum`: HTTP caching of axum 0.8 handlers (ETag, 304, `Cache-Control`, `Age`, `X-Cache`).
 //! - `json`: the `codec::Json` codec.
-//! - `tls`: `rediss://` URLs.
+//! - `tls`: `rediss://` URLs, with a private CA and client certificates (`Tls`).
 
 #![warn(missing_docs)]
 
@@ -170,9 +170,12 @@ pub mod __private;
 
 use std::sync::OnceLock;
 
+pub use backend::error::{BackendError, BackendErrorKind};
 pub use cache::{Cache, CacheValue, EntryMeta, FillOptions};
 pub use cache_macros::cached;
 pub use codec::{Codec, CodecKind};
+#[cfg(feature = "tls")]
+pub use config::Tls;
 pub use config::{Config, ConfigError, L1};
 pub use error::Error;
 pub use redact::redact_url;

@@ -20,8 +20,12 @@ use crate::codec::CodecKind;
 use crate::key::DEFAULT_MAX_KEY_LEN;
 use crate::redact::redact_url;
 
+#[cfg(feature = "tls")]
+pub(crate) mod tls;
 mod validate;
 
+#[cfg(feature = "tls")]
+pub use tls::Tls;
 pub use validate::ConfigError;
 
 /// Where entries live.
@@ -88,6 +92,8 @@ pub struct Config {
     pub(crate) breaker_cooldown: Duration,
     pub(crate) bus_heartbeat: Duration,
     pub(crate) fill_lease: Duration,
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<tls::Tls>,
 }
 
 impl Config {
@@ -107,6 +113,8 @@ impl Config {
             breaker_cooldown: Duration::from_secs(1),
             bus_heartbeat: Duration::from_millis(500),
             fill_lease: Duration::from_secs(5),
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 
@@ -297,6 +305,26 @@ impl Config {
     #[must_use]
     pub fn fill_lease(mut self, term: Duration) -> Self {
         self.fill_lease = term;
+        self
+    }
+    /// `rediss://` (feature `tls`): a private CA to trust and a client certificate for mutual
+    /// TLS, for every connection (the store's, each Cluster node's, the bus'). Given with a
+    /// URL that is not `rediss://`, [`crate::Cache::new`] fails with
+    /// [`crate::Error::InvalidUrl`]. See [`Tls`].
+    ///
+    /// ```
+    /// use cache_runtime::{Config, Tls};
+    /// # fn main() -> std::io::Result<()> {
+    /// # let dir = std::env::temp_dir();
+    /// # std::fs::write(dir.join("ca.pem"), b"")?;
+    /// let ca = std::fs::read(dir.join("ca.pem"))?;
+    /// let config = Config::redis("rediss://127.0.0.1:6380").tls(Tls::new().ca_pem(ca));
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "tls")]
+    #[must_use]
+    pub fn tls(mut self, tls: Tls) -> Self {
+        self.tls = Some(tls);
         self
     }
 }

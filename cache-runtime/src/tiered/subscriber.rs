@@ -55,11 +55,12 @@ pub(super) async fn watchdog(weak: Weak<Inner>) {
     }
 }
 
-async fn connect(urls: &[String], chan: &str, timeout: Duration) -> Option<redis::aio::PubSub> {
-    for url in urls {
-        let Ok(client) = redis::Client::open(url.as_str()) else {
-            continue;
-        };
+async fn connect(
+    clients: &[redis::Client],
+    chan: &str,
+    timeout: Duration,
+) -> Option<redis::aio::PubSub> {
+    for client in clients {
         let attempt = async {
             let mut pubsub = client.get_async_pubsub().await?;
             pubsub.subscribe(chan).await?;
@@ -75,18 +76,17 @@ async fn connect(urls: &[String], chan: &str, timeout: Duration) -> Option<redis
 pub(super) async fn subscriber(weak: Weak<Inner>) {
     let mut backoff = Duration::from_millis(50);
     loop {
-        let (urls, chan, connect_timeout, silence) = {
+        let (clients, chan, connect_timeout, silence) = {
             let Some(inner) = weak.upgrade() else { return };
             let Some(remote) = &inner.remote else { return };
-            let urls = remote.pubsub_urls.clone();
             (
-                urls,
+                remote.pubsub_clients.clone(),
                 channel(&inner),
                 inner.config.connect_timeout,
                 term(&inner.config),
             )
         };
-        let Some(pubsub) = connect(&urls, &chan, connect_timeout).await else {
+        let Some(pubsub) = connect(&clients, &chan, connect_timeout).await else {
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(1));
             continue;
