@@ -1,7 +1,11 @@
 //! Parsing of the attribute's options: `#[cached(expire = 60, namespace = "user", ...)]`.
 
+use proc_macro2::TokenStream;
+use quote::quote;
 use syn::meta::ParseNestedMeta;
 use syn::{Expr, Ident, LitInt, LitStr};
+
+use crate::ctxt::{Ctxt, skip_option};
 
 /// The parsed options.
 #[derive(Default)]
@@ -20,10 +24,29 @@ pub(crate) struct Options {
     pub(crate) timeout_ms: Option<(u64, proc_macro2::Span)>,
     /// `refresh_after = N` seconds.
     pub(crate) refresh_after: Option<(u64, proc_macro2::Span)>,
+    /// `crate = "path"` (or `crate = path`): where `cache_runtime` is, for crates that
+    /// re-export it.
+    pub(crate) krate: Option<syn::Path>,
 }
 
-const KNOWN: &str =
-    "expire, namespace, key, skip, version, cache_none, http, stale, timeout_ms, refresh_after";
+const KNOWN: &str = "expire, namespace, key, skip, version, cache_none, http, stale, timeout_ms, \
+                     refresh_after, crate";
+
+/// Parses the attribute's options, recording every bad one in `ctx` and going on with the
+/// next: one compile run shows them all.
+pub(crate) fn parse(attr: TokenStream, ctx: &Ctxt) -> Options {
+    let mut opts = Options::default();
+    let parser = syn::meta::parser(|meta| {
+        let input = meta.input;
+        if let Err(e) = opts.parse_meta(meta) {
+            ctx.syn_error(e);
+            skip_option(input);
+        }
+        Ok(())
+    });
+    ctx.ok(syn::parse::Parser::parse2(parser, attr));
+    opts
+}
 
 /// Options that users reach for by another name, and the one we have.
 const ALIASES: &[(&str, &str)] = &[
@@ -53,6 +76,7 @@ impl Options {
             Some("stale") => self.stale.is_some(),
             Some("timeout_ms") => self.timeout_ms.is_some(),
             Some("refresh_after") => self.refresh_after.is_some(),
+            Some("crate") => self.krate.is_some(),
             _ => false,
         };
         if seen {
@@ -124,6 +148,8 @@ impl Options {
                 "refresh_after",
                 "seconds below `expire`, e.g. `refresh_after = 45`",
             )?);
+        } else if path.is_ident("crate") {
+            self.krate = Some(crate_path(&meta)?);
         } else if path.is_ident("http") {
             if meta.input.peek(syn::token::Paren) {
                 let content;
@@ -147,6 +173,31 @@ impl Options {
             )));
         }
         Ok(())
+    }
+}
+
+/// `crate = "path"` (as serde and tokio take it) or `crate = path`.
+fn crate_path(meta: &ParseNestedMeta<'_>) -> syn::Result<syn::Path> {
+    const HOW: &str = "`crate` takes the path through which this crate reaches cache_runtime, \
+                       e.g. `crate = \"my_lib::cache_runtime\"`";
+    let value = meta.value()?;
+    if value.peek(LitStr) {
+        let lit: LitStr = value.parse()?;
+        lit.parse_with(syn::Path::parse_mod_style)
+            .map_err(|_| syn::Error::new_spanned(&lit, HOW))
+    } else {
+        syn::Path::parse_mod_style(value).map_err(|e| syn::Error::new(e.span(), HOW))
+    }
+}
+
+impl Options {
+    /// The path of the runtime crate every emitted path goes through: `::cache_runtime`
+    /// unless `crate = ...` says otherwise.
+    pub(crate) fn krate(&self) -> TokenStream {
+        match &self.krate {
+            Some(path) => quote!(#path),
+            None => quote!(::cache_runtime),
+        }
     }
 }
 

@@ -56,6 +56,7 @@
 //! | `version = 2` | bump when the value's shape or meaning changes: old entries are ignored | 0 |
 //! | `cache_none` | also cache `None` (for `Option` outputs) | `None` is not cached |
 //! | `http`, `http(...)` | axum handler caching, see the `http` module (feature `axum`) | detected from axum extractors |
+//! | `crate = "my_lib::cache"` | the path to this crate, for a crate that re-exports it (as serde's and tokio's `crate`) | `::cache_runtime` |
 //!
 //! Outputs: `Result<T, E>` caches only `Ok` (errors are returned, never stored); `Option<T>`
 //! caches only `Some` unless `cache_none`; any other type is cached as it is. Cached values
@@ -97,6 +98,10 @@
 //! ```
 //!
 //! Without [`init`] the functions still work, uncached, and one warning is logged.
+//!
+//! Mistakes are compile errors at the offending tokens, all of them in one run: an unknown or
+//! malformed option, an argument that cannot be part of a key, an output that cannot be cached
+//! (one error at the return type, saying which traits to derive).
 //!
 //! # Consistency
 //! Once an invalidation has returned `Ok` in any process, no call that starts afterwards, in
