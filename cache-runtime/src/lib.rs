@@ -153,6 +153,7 @@ mod fuzz;
 #[cfg(feature = "axum")]
 pub mod http;
 pub mod key;
+mod local_state;
 mod namespace;
 mod redact;
 mod stats;

@@ -292,7 +292,7 @@ mod tests {
             "never revived"
         );
         assert!(cache.namespace_count() <= SWEEP_ABOVE + 1);
-        let registry = &cache.inner.namespaces;
+        let registry = &cache.inner.state.namespaces;
         assert!(
             registry.find("looked-up-only").is_none(),
             "an unused namespace was dropped"

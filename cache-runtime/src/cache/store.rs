@@ -66,7 +66,7 @@ impl Cache {
                 let path = ctx.path.map(|p| &*p.name);
                 let created = remote.create_generations(&ns.name, path, gens).await;
                 // Whatever happened, generations remembered as 0 are outdated now.
-                ctx.forget_generations(&inner.all_gen);
+                ctx.forget_generations(&inner.state.all_gen);
                 match created {
                     Ok(Some(created)) => created,
                     Ok(None) => return Err(Error::Superseded),
@@ -108,28 +108,28 @@ impl Cache {
                 }
             }
             Counters::bump(&ns.stats.inserts);
-            if inner.local.is_some() {
+            if inner.state.l1.is_some() {
                 if shared.is_none() {
                     // A manual write replaces what concurrent lookups of this process may have
                     // read from Redis just before: their L1 fills must not land after ours.
-                    inner.key_epochs.bump(key);
+                    inner.state.key_epochs.bump(key);
                 }
                 // A manual write (or a refresh) replaces a value other processes may hold: it
                 // returns once they dropped it, and completes even if its caller is dropped.
                 let (cache, op, wait) =
                     (self.clone(), Pending::Key(key.to_owned()), shared.is_none());
-                let announce = async move { crate::tiered::announce(&cache, op, wait).await };
+                let announce = async move { crate::tiered::announce(&cache.inner, op, wait).await };
                 let _ = crate::background::spawn(announce).await;
                 if self.local_usable() {
                     // The ticket from before the store: an invalidation that reached this
                     // process after the store (and deleted it from Redis) must win.
-                    let ticket = ticket.unwrap_or_else(|| inner.key_epochs.ticket(key));
+                    let ticket = ticket.unwrap_or_else(|| inner.state.key_epochs.ticket(key));
                     self.fill_local(ctx, key, value, gens, meta, ticket).await;
                 }
             }
             return Ok(meta);
         }
-        if let Some(local) = &inner.local {
+        if let Some(local) = &inner.state.l1 {
             let size = match inner.config.codec.encoded_size(value) {
                 Ok(size) => size,
                 Err(e) => {
@@ -144,7 +144,7 @@ impl Cache {
             let entry = Entry {
                 value: shared.unwrap_or_else(|| Arc::new(value.clone())),
                 gens,
-                ticket: ticket.unwrap_or_else(|| inner.key_epochs.ticket(key)),
+                ticket: ticket.unwrap_or_else(|| inner.state.key_epochs.ticket(key)),
                 namespace: ns.clone(),
                 ttl: keep,
                 expires_at: crate::backend::memory::deadline(ctx.ttl),
