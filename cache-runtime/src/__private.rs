@@ -139,7 +139,7 @@ impl Site {
         if let Some(state) = self.state.get() {
             return Some(state);
         }
-        let Some(cache) = crate::global() else {
+        let Some(cache) = crate::global_cache() else {
             if !WARNED_UNINIT.swap(true, Ordering::Relaxed) {
                 tracing::warn!(
                     function = self.spec.function,

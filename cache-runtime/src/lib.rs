@@ -190,14 +190,27 @@ pub async fn init(config: Config) -> Result<(), Error> {
     GLOBAL.set(cache).map_err(|_| Error::AlreadyInitialized)
 }
 
-/// The global cache, if [`init`] was called.
-pub fn global() -> Option<&'static Cache> {
-    GLOBAL.get()
-}
-
-/// The global cache, or [`Error::NotInitialized`].
+/// The global cache, or [`Error::NotInitialized`] before [`init`]: the one accessor, for
+/// the manual API and for the health getters.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), cache_runtime::Error> {
+/// assert!(cache_runtime::cache().is_err());
+/// cache_runtime::init(cache_runtime::Config::memory()).await?;
+/// let cache = cache_runtime::cache()?;
+/// cache.set("user", &1, &"Ada".to_string(), None).await?;
+/// # Ok(())
+/// # }
+/// ```
 pub fn cache() -> Result<&'static Cache, Error> {
     GLOBAL.get().ok_or(Error::NotInitialized)
+}
+
+/// The global cache, if [`init`] was called (for the crate's own paths that run uncached
+/// without it).
+pub(crate) fn global_cache() -> Option<&'static Cache> {
+    GLOBAL.get()
 }
 
 /// Drops every entry of `namespace` from the global cache, in every process.
@@ -206,7 +219,7 @@ pub fn cache() -> Result<&'static Cache, Error> {
 /// is kept and re-applied when it answers (see [`tiered`]). Use [`Cache::invalidate_namespace`]
 /// to get the error.
 pub async fn invalidate_namespace(namespace: &str) {
-    match GLOBAL.get() {
+    match global_cache() {
         Some(cache) => {
             let _ = cache.invalidate_namespace(namespace).await;
         }
@@ -219,14 +232,14 @@ pub async fn invalidate_namespace(namespace: &str) {
 
 /// Drops every entry of the global cache, in every process.
 pub async fn invalidate_all() {
-    if let Some(cache) = GLOBAL.get() {
+    if let Some(cache) = global_cache() {
         let _ = cache.invalidate_all().await;
     }
 }
 
 /// Statistics of the global cache (all zeros before [`init`]).
 pub async fn stats() -> Stats {
-    match GLOBAL.get() {
+    match global_cache() {
         Some(cache) => cache.stats().await,
         None => Stats::default(),
     }

@@ -17,7 +17,7 @@ use crate::{Cache, Error};
 /// all of them go) in `namespace`, in the global cache, in every process. Failures are logged and counted, and with Redis kept and re-applied when it
 /// answers; [`invalidate_path_in`] returns them.
 pub async fn invalidate_path(namespace: &str, path: &str) {
-    match crate::global() {
+    match crate::global_cache() {
         Some(cache) => {
             let _ = invalidate_path_in(cache, namespace, path).await;
         }
