@@ -23,7 +23,7 @@
 //!     let u = get_user(42).await;                         // hit: the body does not run
 //!     get_user_invalidate(42).await;                      // that one entry, everywhere
 //!     cache_runtime::invalidate_namespace("user").await;  // every entry of "user"
-//!     assert_eq!(cache_runtime::stats().await.namespace("user").hits, 1);
+//!     assert_eq!(cache_runtime::stats().namespace("user").hits, 1);
 //!     Ok(())
 //! }
 //! ```
@@ -237,10 +237,15 @@ pub async fn invalidate_all() {
     }
 }
 
-/// Statistics of the global cache (all zeros before [`init`]).
-pub async fn stats() -> Stats {
+/// Statistics of the global cache (all zeros before [`init`]); see [`Cache::stats`].
+///
+/// ```
+/// assert_eq!(cache_runtime::stats().total.hits, 0);
+/// ```
+#[must_use]
+pub fn stats() -> Stats {
     match global_cache() {
-        Some(cache) => cache.stats().await,
+        Some(cache) => cache.stats(),
         None => Stats::default(),
     }
 }

@@ -261,7 +261,7 @@ mod tests {
             "{} namespaces held",
             cache.namespace_count()
         );
-        let stats = cache.stats().await;
+        let stats = cache.stats();
         assert_eq!(
             stats.total.misses, 100_000,
             "dropped namespaces still count"

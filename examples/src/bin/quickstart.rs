@@ -45,7 +45,7 @@ async fn main() -> Result<(), cache_runtime::Error> {
     cache_runtime::invalidate_namespace("user").await;
     timed("after invalidate_namespace", 42).await;
 
-    let stats = cache_runtime::stats().await;
+    let stats = cache_runtime::stats();
     println!(
         "\nstats: {}",
         serde_json::to_string_pretty(&stats).unwrap_or_default()

@@ -100,5 +100,5 @@ async fn cached_time() -> Json<Value> {
 
 /// `GET /stats`: the cache's statistics.
 async fn stats() -> Json<cache_runtime::Stats> {
-    Json(cache_runtime::stats().await)
+    Json(cache_runtime::stats())
 }
