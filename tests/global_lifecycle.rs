@@ -45,7 +45,7 @@ async fn init_once_then_invalidate_all() {
     a(1).await;
     b(1).await;
     assert_eq!(RUNS.load(SeqCst), 2);
-    cache_runtime::invalidate_all().await;
+    cache_runtime::invalidate_all().await.unwrap();
     a(1).await;
     b(1).await;
     assert_eq!(RUNS.load(SeqCst), 4, "both namespaces recomputed");

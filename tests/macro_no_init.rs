@@ -65,9 +65,19 @@ async fn without_init_functions_run_uncached_with_one_warning() {
         assert_eq!(lookup(1).await, Ok(1));
         assert_eq!(other(2).await, 2);
     }
-    lookup_invalidate(1).await;
-    other_invalidate(2).await;
-    cache_runtime::invalidate_all().await;
+    // An invalidation that reached no cache says so.
+    assert!(matches!(
+        lookup_invalidate(1).await,
+        Err(Error::NotInitialized)
+    ));
+    assert!(matches!(
+        other_invalidate(2).await,
+        Err(Error::NotInitialized)
+    ));
+    assert!(matches!(
+        cache_runtime::invalidate_all().await,
+        Err(Error::NotInitialized)
+    ));
     assert_eq!(RUNS.load(SeqCst), 6, "every call ran its body");
     assert_eq!(cache_runtime::stats(), cache_runtime::Stats::default());
 

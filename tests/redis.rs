@@ -652,7 +652,7 @@ async fn cached_functions_on_a_redis_global() {
     assert_eq!(calls(), 2);
     assert_eq!(double(21).await, 42);
     assert_eq!(calls(), 2);
-    double_invalidate(21).await;
+    double_invalidate(21).await.unwrap();
     assert_eq!(double(21).await, 42);
     assert_eq!(calls(), 3);
     let stats = cache_runtime::stats().namespace("global");

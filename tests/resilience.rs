@@ -81,9 +81,11 @@ async fn an_invalidated_value_is_never_served_stale() {
     assert_eq!(rate(2).await, Ok(2));
     tokio::time::advance(Duration::from_secs(11)).await;
     INV_FAILS.store(true, SeqCst);
-    rate_invalidate(1).await;
+    rate_invalidate(1).await.unwrap();
     assert_eq!(rate(1).await, Err("down".into()), "exact invalidation");
-    cache_runtime::invalidate_namespace("r_stale_inv").await;
+    cache_runtime::invalidate_namespace("r_stale_inv")
+        .await
+        .unwrap();
     assert_eq!(rate(2).await, Err("down".into()), "namespace invalidation");
 }
 

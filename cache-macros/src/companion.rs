@@ -78,11 +78,11 @@ fn path_arguments(item: &ItemFn) -> (Vec<FnArg>, Vec<Ident>) {
     (inputs, bound)
 }
 
-/// `async fn {fn}_invalidate(<the handler's Path arguments>)`.
-pub(crate) fn signature(item: &ItemFn) -> Signature {
+/// `async fn {fn}_invalidate(<the handler's Path arguments>) -> Result<(), Error>`.
+pub(crate) fn signature(item: &ItemFn, krate: &TokenStream) -> Signature {
     let (inputs, _) = path_arguments(item);
     let name = format_ident!("{}_invalidate", item.sig.ident);
-    syn::parse_quote!(async fn #name(#(#inputs),*))
+    syn::parse_quote!(async fn #name(#(#inputs),*) -> ::core::result::Result<(), #krate::Error>)
 }
 
 /// `{fn}_invalidate(<the handler's Path arguments>)`: formats `route` from the `Path`
@@ -107,7 +107,7 @@ pub(crate) fn companion(
         }
     }
     let vis = &item.vis;
-    let sig = signature(item);
+    let sig = signature(item, krate);
     let doc = format!(
         "Drops every cached response of [`{}`] for these path parameters (route `{}`, any \
          query, any varied header), in every process sharing the cache.",

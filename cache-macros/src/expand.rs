@@ -211,7 +211,7 @@ fn output_bound_call(
 pub(crate) fn expand(item: ItemFn, opts: Options, ctx: Ctxt) -> TokenStream {
     let keyed = key_arguments(&item, &opts, &ctx);
     ctx.ok(opts.check_resilience());
-    let inv_sig = invalidate_signature(&item.sig);
+    let inv_sig = invalidate_signature(&item.sig, &opts.krate());
     if ctx.has_errors() {
         return fallback(&item, Some(inv_sig), ctx);
     }
@@ -267,7 +267,9 @@ pub(crate) fn expand(item: ItemFn, opts: Options, ctx: Ctxt) -> TokenStream {
         #call
     };
     let doc = format!(
-        "Drops the cached result of [`{0}`] for these arguments, in every process sharing the cache.",
+        "Drops the cached result of [`{0}`] for these arguments, in every process sharing the cache. \
+         An error means not every process is guaranteed to have dropped it yet (see the crate \
+         docs' invalidation errors).",
         sig.ident
     );
     quote! {
@@ -286,11 +288,12 @@ pub(crate) fn expand(item: ItemFn, opts: Options, ctx: Ctxt) -> TokenStream {
     }
 }
 
-/// The signature of the `_invalidate` companion: the function's arguments, no output.
-fn invalidate_signature(sig: &syn::Signature) -> syn::Signature {
+/// The signature of the `_invalidate` companion: the function's arguments; the output of every
+/// invalidation, `Result<(), Error>`.
+fn invalidate_signature(sig: &syn::Signature, krate: &TokenStream) -> syn::Signature {
     let mut inv_sig = sig.clone();
     inv_sig.ident = format_ident!("{}_invalidate", sig.ident);
-    inv_sig.output = ReturnType::Default;
+    inv_sig.output = syn::parse_quote!(-> ::core::result::Result<(), #krate::Error>);
     inv_sig.asyncness = Some(Default::default());
     inv_sig
 }
@@ -305,7 +308,9 @@ pub(crate) fn fallback(item: &ItemFn, companion: Option<syn::Signature>, ctx: Ct
         quote! {
             #[allow(unused_variables, unused_mut, dead_code, clippy::unused_async)]
             #[doc(hidden)]
-            #vis #sig {}
+            #vis #sig {
+                ::core::result::Result::Ok(())
+            }
         }
     });
     quote! {

@@ -275,7 +275,7 @@ pub(crate) fn expand(item: ItemFn, opts: Options, attr: &TokenStream, ctx: Ctxt)
         let stub = http
             .route
             .as_ref()
-            .map(|_| crate::companion::signature(&item));
+            .map(|_| crate::companion::signature(&item, &krate));
         return crate::expand::fallback(&item, stub, ctx);
     }
     let site = site(&item, &opts, &http);

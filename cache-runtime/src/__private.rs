@@ -278,12 +278,17 @@ where
         .await
 }
 
-/// Invalidates the entry of one call's arguments (the generated `<fn>_invalidate`).
-pub async fn invalidate(site: &'static Site, key: CallKey) {
-    let (Some(state), CallKey(Some((key, _)))) = (site.state.get(), key) else {
-        return;
+/// Invalidates the entry of one call's arguments (the generated `<fn>_invalidate`): see the
+/// crate docs' error convention. A key that could not be built is `Ok`: that call runs
+/// uncached.
+pub async fn invalidate(site: &'static Site, key: CallKey) -> Result<(), crate::Error> {
+    let Some(state) = site.state.get() else {
+        return Err(crate::Error::NotInitialized);
     };
-    let _ = state.cache.invalidate_key_in(&state.namespace, &key).await;
+    let CallKey(Some((key, _))) = key else {
+        return Ok(());
+    };
+    state.cache.invalidate_key_in(&state.namespace, &key).await
 }
 
 /// Serializes a key expression given with `key = ...`.

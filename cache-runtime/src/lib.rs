@@ -21,8 +21,8 @@
 //!     cache_runtime::init(Config::memory()).await?;       // the embedded default
 //!     let u = get_user(42).await;                         // miss: the body runs, Ok is stored
 //!     let u = get_user(42).await;                         // hit: the body does not run
-//!     get_user_invalidate(42).await;                      // that one entry, everywhere
-//!     cache_runtime::invalidate_namespace("user").await;  // every entry of "user"
+//!     get_user_invalidate(42).await?;                     // that one entry, everywhere
+//!     cache_runtime::invalidate_namespace("user").await?; // every entry of "user"
 //!     assert_eq!(cache_runtime::stats().namespace("user").hits, 1);
 //!     Ok(())
 //! }
@@ -63,7 +63,8 @@
 //! must be [`CacheValue`]: `Clone + Serialize + DeserializeOwned + Send + Sync + 'static`.
 //!
 //! Each cached function `f` gets a companion `f_invalidate` taking the same arguments, which
-//! drops that call's entry in every process (no hand-written keys).
+//! drops that call's entry in every process (no hand-written keys), and returns
+//! `Result<(), Error>` like every invalidation (see [below](#invalidation-errors)).
 //!
 //! ```
 //! # use cache_runtime::cached;
@@ -90,10 +91,10 @@
 //! # #[tokio::main] async fn main() {
 //! # cache_runtime::init(cache_runtime::Config::memory()).await.unwrap();
 //! # let _ = monthly_report(&Pool, 2026, 1).await;
-//! # monthly_report_invalidate(&Pool, 2026, 1).await;
+//! # monthly_report_invalidate(&Pool, 2026, 1).await.unwrap();
 //! # assert_eq!(page("Home".into(), "en", 1).await, page("home".into(), "en", 2).await.replace("home", "Home"));
 //! # assert_eq!(Repo.find("a@b.c".into()).await, None);
-//! # Repo.find_invalidate("a@b.c".into()).await;
+//! # Repo.find_invalidate("a@b.c".into()).await.unwrap();
 //! # }
 //! ```
 //!
@@ -108,6 +109,17 @@
 //! any process, returns a value computed from data read before it, on every backend: fill
 //! leases on Redis, generations, acknowledged invalidations and L1 validity leases; the
 //! mechanisms, their costs and the exact conditions are in [`tiered`].
+//!
+//! # Invalidation errors
+//! Every invalidation returns `Result<(), Error>`: `f_invalidate`, [`invalidate_namespace`],
+//! [`invalidate_all`], `http::invalidate_path` and the `Cache` methods alike. The guarantee
+//! above holds only for `Ok`, so the caller must be able to tell: an `Err` means Redis could
+//! not be reached (the invalidation is kept, re-applied when it answers, and this process
+//! bypasses what it covers meanwhile, but *other* processes may serve the old value until
+//! then), or [`Error::NotInitialized`] before [`init`] (no cache was reached at all). Decide
+//! what that means for the write that caused it: retry, fail the request, or
+//! `let _ = ...` to go on knowingly. An invalidation whose key cannot be built (too large)
+//! returns `Ok`: such calls run uncached, so nothing of theirs is stored.
 //!
 //! # Single-flight
 //! Concurrent misses on one key run the body once; see the table in [`flight`] for what the
@@ -213,28 +225,34 @@ pub(crate) fn global_cache() -> Option<&'static Cache> {
     GLOBAL.get()
 }
 
-/// Drops every entry of `namespace` from the global cache, in every process.
+/// Drops every entry of `namespace` from the global cache, in every process; see
+/// [`Cache::invalidate_namespace`] and [the error convention](crate#invalidation-errors).
 ///
-/// Failures are logged and counted; with Redis, an invalidation that cannot reach the server
-/// is kept and re-applied when it answers (see [`tiered`]). Use [`Cache::invalidate_namespace`]
-/// to get the error.
-pub async fn invalidate_namespace(namespace: &str) {
-    match global_cache() {
-        Some(cache) => {
-            let _ = cache.invalidate_namespace(namespace).await;
-        }
-        None => tracing::warn!(
-            namespace,
-            "invalidate_namespace before cache_runtime::init; nothing to do"
-        ),
-    }
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), cache_runtime::Error> {
+/// cache_runtime::init(cache_runtime::Config::memory()).await?;
+/// cache_runtime::invalidate_namespace("user").await?;
+/// # Ok(())
+/// # }
+/// ```
+pub async fn invalidate_namespace(namespace: &str) -> Result<(), Error> {
+    cache()?.invalidate_namespace(namespace).await
 }
 
-/// Drops every entry of the global cache, in every process.
-pub async fn invalidate_all() {
-    if let Some(cache) = global_cache() {
-        let _ = cache.invalidate_all().await;
-    }
+/// Drops every entry of the global cache, in every process; see [`Cache::invalidate_all`] and
+/// [the error convention](crate#invalidation-errors).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), cache_runtime::Error> {
+/// cache_runtime::init(cache_runtime::Config::memory()).await?;
+/// cache_runtime::invalidate_all().await?;
+/// # Ok(())
+/// # }
+/// ```
+pub async fn invalidate_all() -> Result<(), Error> {
+    cache()?.invalidate_all().await
 }
 
 /// Statistics of the global cache (all zeros before [`init`]); see [`Cache::stats`].

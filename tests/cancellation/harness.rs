@@ -77,7 +77,9 @@ impl Slot {
             Op::Cached => Box::pin(async move {
                 cached_read(db, id).await;
             }),
-            Op::CachedInvalidate => Box::pin(cached_read_invalidate(db, id)),
+            Op::CachedInvalidate => Box::pin(async move {
+                let _ = cached_read_invalidate(db, id).await;
+            }),
             Op::Get => Box::pin(async move {
                 cache.get::<String>(ns, &id).await;
             }),

@@ -16,10 +16,10 @@
 //!     Json(Item { id, name: format!("item {id}") })
 //! }
 //!
-//! async fn put_item(Path(id): Path<u64>) {
+//! async fn put_item(Path(id): Path<u64>) -> Result<(), cache_runtime::Error> {
 //!     // ... write the item, then drop its cached responses (every query and header
 //!     // variant), in every process:
-//!     cache_runtime::http::invalidate_path("items", &format!("/items/{id}")).await;
+//!     cache_runtime::http::invalidate_path("items", &format!("/items/{id}")).await
 //! }
 //!
 //! let app: Router = Router::new()
@@ -120,7 +120,7 @@
 //!
 //! # Invalidation
 //! With `http(route = "/items/{id}")` the macro adds a typed companion next to the handler,
-//! taking the handler's `Path` arguments: `get_item_invalidate(Path(id)).await` drops every
+//! taking the handler's `Path` arguments: `get_item_invalidate(Path(id)).await?` drops every
 //! cached response of `/items/{id}` (any query, any varied header). The placeholders must be
 //! named like the `Path` bindings (a compile error says so), and the route is the full path
 //! the client requests (include a `Router::nest` prefix).
@@ -133,9 +133,9 @@
 //!     Json(id)
 //! }
 //!
-//! async fn put_item(Path(id): Path<u64>) {
+//! async fn put_item(Path(id): Path<u64>) -> Result<(), cache_runtime::Error> {
 //!     // ... write, then:
-//!     get_item_invalidate(Path(id)).await;
+//!     get_item_invalidate(Path(id)).await
 //! }
 //! # let _: axum::Router = axum::Router::new()
 //! #     .route("/items/{id}", axum::routing::get(get_item).put(put_item));
