@@ -4,7 +4,7 @@
 //! (or `<path>::__private` with `crate = "<path>"`), and the options are documented in the
 //! `cache-runtime` crate docs.
 //!
-//! Errors are collected, not returned at the first (see [`ctxt`]): one compile run reports
+//! Errors are collected, not returned at the first (see `ctxt.rs`): one compile run reports
 //! every bad option and argument. With errors, the user's function is emitted unchanged next
 //! to them (with a stand-in `_invalidate` companion), so that callers of either do not add
 //! follow-on errors such as "cannot find function".

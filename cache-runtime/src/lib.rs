@@ -147,7 +147,7 @@
 //!
 //! # Features
 //! - `axum`: HTTP caching of axum 0.8 handlers (ETag, 304, `Cache-Control`, `Age`, `X-Cache`).
-//! - `json`: the `codec::Json` codec.
+//! - `json`: the JSON codec (`CodecKind::Json`).
 //! - `tls`: `rediss://` URLs.
 
 #![warn(missing_docs)]
@@ -155,6 +155,9 @@
 mod backend;
 mod background;
 mod cache;
+/// The codecs behind [`CodecKind`]: chosen with [`Config::codec`], not pluggable (each has an
+/// id in the stored envelope), so not a stable API.
+#[doc(hidden)]
 pub mod codec;
 mod config;
 mod envelope;
@@ -177,9 +180,10 @@ pub mod __private;
 
 use std::sync::OnceLock;
 
-pub use cache::{Cache, CacheValue, EntryMeta, FillOptions};
+pub(crate) use cache::EntryMeta;
+pub use cache::{Cache, CacheValue, FillOptions};
 pub use cache_macros::cached;
-pub use codec::{Codec, CodecKind};
+pub use codec::CodecKind;
 pub use config::{Config, ConfigError, L1};
 pub use error::Error;
 pub use redact::redact_url;

@@ -71,19 +71,12 @@ pub(crate) struct Inner {
 }
 
 /// Where an entry came from and how old it is, for HTTP `Age` and `max-age`.
-///
-/// More fields may come: it is read, never built outside this crate.
-///
-/// ```compile_fail
-/// let m = cache_runtime::EntryMeta { created_ms: 0, expires_ms: None };
-/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct EntryMeta {
+pub(crate) struct EntryMeta {
     /// Unix ms when the value was computed.
-    pub created_ms: u64,
+    pub(crate) created_ms: u64,
     /// Unix ms when it expires; `None` when it has no TTL.
-    pub expires_ms: Option<u64>,
+    pub(crate) expires_ms: Option<u64>,
 }
 
 /// The outcome of a lookup.

@@ -133,8 +133,10 @@ pub fn head(prefix: &str, namespace: &str) -> String {
     crate::key::http_head(prefix, namespace)
 }
 
-/// The key of `GET path?query` with these varied values, in `namespace`.
-pub fn request_key(
+/// The key of `GET path?query` with these varied values, in `namespace` (the tests' entry
+/// point: the serving path builds the head once, see [`key_with_head`]).
+#[cfg(test)]
+pub(crate) fn request_key(
     prefix: &str,
     namespace: &str,
     max_len: usize,
@@ -145,7 +147,7 @@ pub fn request_key(
     key_with_head(&head(prefix, namespace), max_len, path, query, vary_values)
 }
 
-/// [`request_key`] with the head already built.
+/// The key of `GET path?query` with these varied values, under a head built by [`head`].
 pub(crate) fn key_with_head(
     head: &str,
     max_len: usize,
