@@ -65,64 +65,17 @@ const ALIASES: &[(&str, &str)] = &[
 impl Options {
     pub(crate) fn parse_meta(&mut self, meta: ParseNestedMeta<'_>) -> syn::Result<()> {
         let path = &meta.path;
-        let seen = match path.get_ident().map(|i| i.to_string()).as_deref() {
-            Some("expire") => self.expire.is_some(),
-            Some("namespace") => self.namespace.is_some(),
-            Some("key") => self.key.is_some(),
-            Some("skip") => !self.skip.is_empty(),
-            Some("version") => self.version != 0,
-            Some("cache_none") => self.cache_none,
-            Some("http") => self.http.is_some(),
-            Some("stale") => self.stale.is_some(),
-            Some("timeout_ms") => self.timeout_ms.is_some(),
-            Some("refresh_after") => self.refresh_after.is_some(),
-            Some("crate") => self.krate.is_some(),
-            _ => false,
-        };
-        if seen {
+        if self.given(path) {
             return Err(meta.error("this option is given twice; keep one"));
         }
         if path.is_ident("expire") {
-            let lit: LitInt = meta.value()?.parse().map_err(|e| {
-                syn::Error::new(e.span(), "`expire` takes whole seconds, e.g. `expire = 60`")
-            })?;
-            let secs: u64 = lit.base10_parse().map_err(|_| {
-                syn::Error::new_spanned(&lit, "`expire` takes whole seconds, e.g. `expire = 60`")
-            })?;
-            if secs == 0 {
-                return Err(syn::Error::new_spanned(
-                    &lit,
-                    "`expire = 0` would cache nothing; remove `expire` for no TTL, or give seconds > 0",
-                ));
-            }
-            self.expire = Some(secs);
+            self.expire = Some(expire(&meta)?);
         } else if path.is_ident("namespace") {
-            let lit: LitStr = meta.value()?.parse().map_err(|e| {
-                syn::Error::new(
-                    e.span(),
-                    "`namespace` takes a string, e.g. `namespace = \"user\"`",
-                )
-            })?;
-            if lit.value().is_empty() || lit.value().contains(char::is_whitespace) {
-                return Err(syn::Error::new_spanned(
-                    &lit,
-                    "a namespace must be non-empty and contain no whitespace",
-                ));
-            }
-            self.namespace = Some(lit);
+            self.namespace = Some(namespace(&meta)?);
         } else if path.is_ident("key") {
             self.key = Some(meta.value()?.parse()?);
         } else if path.is_ident("skip") {
-            meta.parse_nested_meta(|inner| {
-                let ident = inner.path.get_ident().cloned().ok_or_else(|| {
-                    syn::Error::new_spanned(
-                        &inner.path,
-                        "`skip(...)` takes argument names, e.g. `skip(db, client)`",
-                    )
-                })?;
-                self.skip.push(ident);
-                Ok(())
-            })?;
+            self.parse_skip(&meta)?;
         } else if path.is_ident("version") {
             const HOW: &str = "`version` takes a whole number, e.g. `version = 2`";
             let lit: LitInt = meta
@@ -159,21 +112,93 @@ impl Options {
                 self.http = Some(proc_macro2::TokenStream::new());
             }
         } else {
-            let name = path
-                .get_ident()
-                .map(|i| i.to_string())
-                .unwrap_or_else(|| "this".into());
-            let hint = ALIASES
-                .iter()
-                .find(|(alias, _)| *alias == name)
-                .map(|(_, ours)| format!(": use {ours} instead"))
-                .unwrap_or_default();
-            return Err(meta.error(format!(
-                "unknown #[cached] option `{name}`{hint}; the options are: {KNOWN}"
-            )));
+            return Err(unknown(&meta));
         }
         Ok(())
     }
+
+    /// Whether the option `path` names was given already.
+    fn given(&self, path: &syn::Path) -> bool {
+        match path.get_ident().map(|i| i.to_string()).as_deref() {
+            Some("expire") => self.expire.is_some(),
+            Some("namespace") => self.namespace.is_some(),
+            Some("key") => self.key.is_some(),
+            Some("skip") => !self.skip.is_empty(),
+            Some("version") => self.version != 0,
+            Some("cache_none") => self.cache_none,
+            Some("http") => self.http.is_some(),
+            Some("stale") => self.stale.is_some(),
+            Some("timeout_ms") => self.timeout_ms.is_some(),
+            Some("refresh_after") => self.refresh_after.is_some(),
+            Some("crate") => self.krate.is_some(),
+            _ => false,
+        }
+    }
+
+    /// `skip(arg, ...)`.
+    fn parse_skip(&mut self, meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
+        meta.parse_nested_meta(|inner| {
+            let ident = inner.path.get_ident().cloned().ok_or_else(|| {
+                syn::Error::new_spanned(
+                    &inner.path,
+                    "`skip(...)` takes argument names, e.g. `skip(db, client)`",
+                )
+            })?;
+            self.skip.push(ident);
+            Ok(())
+        })
+    }
+}
+
+/// `expire = N`: whole seconds above 0.
+fn expire(meta: &ParseNestedMeta<'_>) -> syn::Result<u64> {
+    let lit: LitInt = meta.value()?.parse().map_err(|e| {
+        syn::Error::new(e.span(), "`expire` takes whole seconds, e.g. `expire = 60`")
+    })?;
+    let secs: u64 = lit.base10_parse().map_err(|_| {
+        syn::Error::new_spanned(&lit, "`expire` takes whole seconds, e.g. `expire = 60`")
+    })?;
+    if secs == 0 {
+        return Err(syn::Error::new_spanned(
+            &lit,
+            "`expire = 0` would cache nothing; remove `expire` for no TTL, or give seconds > 0",
+        ));
+    }
+    Ok(secs)
+}
+
+/// `namespace = "..."`: non-empty, no whitespace.
+fn namespace(meta: &ParseNestedMeta<'_>) -> syn::Result<LitStr> {
+    let lit: LitStr = meta.value()?.parse().map_err(|e| {
+        syn::Error::new(
+            e.span(),
+            "`namespace` takes a string, e.g. `namespace = \"user\"`",
+        )
+    })?;
+    if lit.value().is_empty() || lit.value().contains(char::is_whitespace) {
+        return Err(syn::Error::new_spanned(
+            &lit,
+            "a namespace must be non-empty and contain no whitespace",
+        ));
+    }
+    Ok(lit)
+}
+
+/// The error of an unknown option, naming ours when it is a known alias.
+fn unknown(meta: &ParseNestedMeta<'_>) -> syn::Error {
+    let name = meta
+        .path
+        .get_ident()
+        .map(|i| i.to_string())
+        .unwrap_or_else(|| "this".into());
+    let hint = ALIASES
+        .iter()
+        .find(|(alias, _)| *alias == name)
+        .map(|(_, ours)| format!(": use {ours} instead"))
+        .unwrap_or_default();
+    meta.error(format!(
+        "unknown #[cached] option `{name}`{hint}; the options are: {KNOWN}"
+    ))
 }
 
 /// `crate = "path"` (as serde and tokio take it) or `crate = path`.
