@@ -69,34 +69,8 @@ impl Cache {
         }
         let ns = ctx.namespace;
         // In-process first: the memory backend, or a trusted L1.
-        if let Some(local) = &inner.state.l1
-            && self.local_usable()
-            && let (Some(namespace), Some(all)) = (ns.generation.get(), inner.state.all_gen.get())
-            && let Some(path) = ctx.path.map_or(Some(0), |p| p.generation.get())
-        {
-            let gens = Gens {
-                namespace,
-                all,
-                path,
-            };
-            if let Some((entry, fresh)) = local.get_any(key).await
-                && entry.gens == gens
-                && inner.state.key_epochs.is_current(entry.ticket)
-                && let Some(value) = entry.value.downcast_ref::<T>()
-            {
-                let meta = EntryMeta {
-                    created_ms: entry.created_ms,
-                    expires_ms: (entry.expires_ms != 0).then_some(entry.expires_ms),
-                };
-                let age = tokio::time::Instant::now().saturating_duration_since(entry.created_at);
-                let seen = Seen::found(value.clone(), meta, gens, age, None, fresh);
-                if fresh || inner.remote.is_none() {
-                    return seen;
-                }
-            }
-            if inner.remote.is_none() {
-                return Seen::plain(Lookup::Miss(gens));
-            }
+        if let Some(seen) = self.lookup_in_process(ctx, key).await {
+            return seen;
         }
         let Some(remote) = &inner.remote else {
             // Memory backend whose generation is always known: unreachable in practice.
@@ -152,6 +126,43 @@ impl Cache {
                 Seen::plain(Lookup::Miss(read.gens))
             }
         }
+    }
+
+    /// The in-process part of [`Cache::lookup_full`]: the memory backend's answer, or a fresh
+    /// hit of a trusted L1; `None` when Redis must be read (an L1 miss, an expired L1 entry,
+    /// generations not known here, a bus not trusted).
+    async fn lookup_in_process<T: CacheValue>(&self, ctx: &Ctx<'_>, key: &str) -> Option<Seen<T>> {
+        let (inner, ns) = (&*self.inner, ctx.namespace);
+        if let Some(local) = &inner.state.l1
+            && self.local_usable()
+            && let (Some(namespace), Some(all)) = (ns.generation.get(), inner.state.all_gen.get())
+            && let Some(path) = ctx.path.map_or(Some(0), |p| p.generation.get())
+        {
+            let gens = Gens {
+                namespace,
+                all,
+                path,
+            };
+            if let Some((entry, fresh)) = local.get_any(key).await
+                && entry.gens == gens
+                && inner.state.key_epochs.is_current(entry.ticket)
+                && let Some(value) = entry.value.downcast_ref::<T>()
+            {
+                let meta = EntryMeta {
+                    created_ms: entry.created_ms,
+                    expires_ms: (entry.expires_ms != 0).then_some(entry.expires_ms),
+                };
+                let age = tokio::time::Instant::now().saturating_duration_since(entry.created_at);
+                let seen = Seen::found(value.clone(), meta, gens, age, None, fresh);
+                if fresh || inner.remote.is_none() {
+                    return Some(seen);
+                }
+            }
+            if inner.remote.is_none() {
+                return Some(Seen::plain(Lookup::Miss(gens)));
+            }
+        }
+        None
     }
 
     /// Decodes stored bytes; `Ok(None)` when the entry is valid but outdated.
