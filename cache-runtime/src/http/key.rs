@@ -133,10 +133,8 @@ pub fn head(prefix: &str, namespace: &str) -> String {
     crate::key::http_head(prefix, namespace)
 }
 
-/// The key of `GET path?query` with these varied values, in `namespace` (the tests' entry
-/// point: the serving path builds the head once, see [`key_with_head`]).
-#[cfg(test)]
-pub(crate) fn request_key(
+/// The key of `GET path?query` with these varied values, in `namespace`.
+pub fn request_key(
     prefix: &str,
     namespace: &str,
     max_len: usize,

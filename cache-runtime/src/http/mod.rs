@@ -2,7 +2,7 @@
 //! response and speaks HTTP caching (ETag, 304, `Cache-Control`, `Age`, `X-Cache`).
 //!
 //! ```
-//! use axum::{Json, Router, extract::{Path, State}, routing::get};
+//! use axum::{Json, Router, extract::{Path, State}, http::StatusCode, routing::get};
 //! use cache_runtime::cached;
 //!
 //! #[derive(Clone)]
@@ -16,10 +16,14 @@
 //!     Json(Item { id, name: format!("item {id}") })
 //! }
 //!
-//! async fn put_item(Path(id): Path<u64>) -> Result<(), cache_runtime::Error> {
+//! async fn put_item(Path(id): Path<u64>) -> StatusCode {
 //!     // ... write the item, then drop its cached responses (every query and header
 //!     // variant), in every process:
-//!     cache_runtime::http::invalidate_path("items", &format!("/items/{id}")).await
+//!     match cache_runtime::http::invalidate_path("items", &format!("/items/{id}")).await {
+//!         Ok(()) => StatusCode::NO_CONTENT,
+//!         // Redis unreachable: the invalidation is kept and re-applied when it answers.
+//!         Err(_) => StatusCode::ACCEPTED,
+//!     }
 //! }
 //!
 //! let app: Router = Router::new()
@@ -133,9 +137,12 @@
 //!     Json(id)
 //! }
 //!
-//! async fn put_item(Path(id): Path<u64>) -> Result<(), cache_runtime::Error> {
+//! async fn put_item(Path(id): Path<u64>) -> axum::http::StatusCode {
 //!     // ... write, then:
-//!     get_item_invalidate(Path(id)).await
+//!     match get_item_invalidate(Path(id)).await {
+//!         Ok(()) => axum::http::StatusCode::NO_CONTENT,
+//!         Err(_) => axum::http::StatusCode::ACCEPTED, // kept, re-applied later
+//!     }
 //! }
 //! # let _: axum::Router = axum::Router::new()
 //! #     .route("/items/{id}", axum::routing::get(get_item).put(put_item));
@@ -144,18 +151,22 @@
 //! [`invalidate_path`] does the same from a string, [`crate::invalidate_namespace`] drops
 //! all responses of a namespace. All work on every backend, across processes, in O(1).
 
-pub(crate) mod cache_control;
+// The HTTP rules' building blocks: hidden (not a stable API), public for their tests.
+#[doc(hidden)]
+pub mod cache_control;
 mod config;
-/// How ETags are computed (for tests that check them); not a stable API.
 #[doc(hidden)]
 pub mod etag;
 mod invalidate;
-pub(crate) mod key;
+#[doc(hidden)]
+pub mod key;
 mod request;
-pub(crate) mod response;
+#[doc(hidden)]
+pub mod response;
 mod serve;
 mod site;
-pub(crate) mod validators;
+#[doc(hidden)]
+pub mod validators;
 
 pub use cache_control::Visibility;
 pub use config::{HttpConfig, configure};
