@@ -180,7 +180,6 @@ pub mod __private;
 
 use std::sync::OnceLock;
 
-pub(crate) use cache::EntryMeta;
 pub use cache::{Cache, CacheValue, FillOptions};
 pub use cache_macros::cached;
 pub use codec::CodecKind;
