@@ -82,7 +82,7 @@ async fn late_fill_case(name: &str, config: &Config, by_namespace: bool) {
     }
     if !by_namespace {
         assert!(
-            a.stats().await.namespace("c").superseded >= 1,
+            a.stats().namespace("c").superseded >= 1,
             "{name}: the late store was refused"
         );
     }

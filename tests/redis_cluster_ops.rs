@@ -113,9 +113,9 @@ fn start_load(cache: &Cache, shared: &Arc<Shared>) -> Vec<tokio::task::JoinHandl
 
 /// The hit ratio over the next [`WINDOW`].
 async fn window_ratio(cache: &Cache) -> f64 {
-    let before = cache.stats().await.total;
+    let before = cache.stats().total;
     tokio::time::sleep(WINDOW).await;
-    let after = cache.stats().await.total;
+    let after = cache.stats().total;
     let hits = after.hits - before.hits;
     let lookups = hits + after.misses - before.misses;
     if lookups == 0 {
@@ -221,14 +221,14 @@ async fn new_keys_are_stored(cache: &Cache) {
     let mut round = 0u64;
     cache_tests::wait_until("every fresh key stored", RECOVERY, async || {
         round += 1;
-        let before = cache.stats().await.namespace("fresh").hits;
+        let before = cache.stats().namespace("fresh").hits;
         for k in 0..FRESH {
             let v = cache
                 .get_or_insert_with("fresh", &k, None, async move { k + 1 })
                 .await;
             assert_eq!(v, k + 1);
         }
-        round > 1 && cache.stats().await.namespace("fresh").hits - before == FRESH
+        round > 1 && cache.stats().namespace("fresh").hits - before == FRESH
     })
     .await;
 }

@@ -50,7 +50,7 @@ async fn checked_call(cache: &Cache, k: u64) {
 }
 
 async fn hits(cache: &Cache) -> u64 {
-    cache.stats().await.total.hits
+    cache.stats().total.hits
 }
 
 /// Calls keys `0..10` in a loop until `cond` holds; fails after `secs` seconds.
@@ -73,11 +73,11 @@ async fn killed_mid_run_serves_every_call_and_recovers_after_restart() {
         call_until(&cache, 10, "warm hits", async || hits(&cache).await >= 10).await;
 
         server.kill();
-        let errors = cache.stats().await.total.errors;
+        let errors = cache.stats().total.errors;
         for k in 0..60 {
             checked_call(&cache, k % 10).await;
         }
-        let stats = cache.stats().await.total;
+        let stats = cache.stats().total;
         assert!(stats.errors > errors, "failures are counted: {stats:?}");
 
         server.restart();
@@ -100,11 +100,11 @@ async fn paused_server_fails_open_after_the_timeout_and_recovers() {
         call_until(&cache, 10, "warm hits", async || hits(&cache).await >= 10).await;
 
         server.pause();
-        let (hits_paused, errors) = (hits(&cache).await, cache.stats().await.total.errors);
+        let (hits_paused, errors) = (hits(&cache).await, cache.stats().total.errors);
         for k in 0..30 {
             checked_call(&cache, k % 10).await;
         }
-        let stats = cache.stats().await.total;
+        let stats = cache.stats().total;
         assert_eq!(
             stats.hits, hits_paused,
             "nothing is served from a frozen Redis"
@@ -140,7 +140,7 @@ async fn circuit_breaker_stops_calling_redis_then_recovers() {
         // A fresh server (empty command statistics) while the breaker is open: the calls do not
         // reach it.
         server.restart();
-        let errors = cache.stats().await.total.errors;
+        let errors = cache.stats().total.errors;
         for k in 0..20 {
             checked_call(&cache, k % 10).await;
         }
@@ -156,7 +156,7 @@ async fn circuit_breaker_stops_calling_redis_then_recovers() {
             (0, 0),
             "no lookup or store reached Redis while the breaker was open"
         );
-        assert!(cache.stats().await.total.errors >= errors + 20);
+        assert!(cache.stats().total.errors >= errors + 20);
 
         // After the cooldown a probe goes through and the cache is used again.
         let before = hits(&cache).await;
@@ -189,7 +189,7 @@ async fn cluster_node_down_fails_open_and_recovers() {
         for k in 0..40 {
             checked_call(&cache, k % 10).await;
         }
-        assert!(cache.stats().await.total.errors > 0);
+        assert!(cache.stats().total.errors > 0);
 
         cluster.nodes[0].restart();
         let before = hits(&cache).await;
@@ -279,13 +279,13 @@ async fn init_with_an_unreachable_server_succeeds_and_connects_later() {
             "nothing cached while down"
         );
         assert!(started.elapsed() <= bound() * 20);
-        let stats = cache_runtime::stats().await.namespace("boot");
+        let stats = cache_runtime::stats().namespace("boot");
         assert!(stats.errors > 0 && stats.hits == 0, "{stats:?}");
 
         server.restart();
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut x = 0;
-        while cache_runtime::stats().await.namespace("boot").hits < 5 {
+        while cache_runtime::stats().namespace("boot").hits < 5 {
             assert!(
                 Instant::now() < deadline,
                 "the global cache is not used again"

@@ -1,6 +1,6 @@
 //! Codecs turn values into the bytes stored in Redis and back.
 //!
-//! [`Bincode`] (bincode 2 over serde) is the default: compact and fast. `Json` (feature
+//! `Bincode` (bincode 2 over serde) is the default: compact and fast. `Json` (feature
 //! `json`) is readable in `redis-cli` and tolerant of added fields. The in-memory backend stores
 //! typed values and never runs a codec on a hit.
 
@@ -66,14 +66,19 @@ impl Codec for Json {
     }
 }
 
-/// Which [`Codec`] a cache uses; chosen with [`crate::Config::codec`].
+/// The format of values stored in Redis; chosen with [`crate::Config::codec`].
+///
+/// ```
+/// let config = cache_runtime::Config::memory().codec(cache_runtime::CodecKind::Bincode);
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CodecKind {
-    /// [`Bincode`], the default.
+    /// bincode 2 through serde: compact and fast. The default.
     #[default]
     Bincode,
-    /// [`Json`] (feature `json`).
+    /// JSON through `serde_json` (feature `json`): readable in `redis-cli`, tolerant of added
+    /// fields.
     #[cfg(feature = "json")]
     Json,
 }

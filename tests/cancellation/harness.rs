@@ -122,12 +122,15 @@ impl Slot {
             Op::Cached => Box::pin(async move {
                 cached_read(db, id).await;
             }),
-            Op::CachedInvalidate => Box::pin(cached_read_invalidate(db, id)),
+            Op::CachedInvalidate => Box::pin(async move {
+                let _ = cached_read_invalidate(db, id).await;
+            }),
             Op::Handler => Box::pin(async move {
                 handler_get(db, id).await;
             }),
             Op::HandlerInvalidate => Box::pin(async move {
-                cache_runtime::http::invalidate_path("cancel_http", &handler_path(id)).await;
+                let _ =
+                    cache_runtime::http::invalidate_path("cancel_http", &handler_path(id)).await;
             }),
             Op::Get => Box::pin(async move {
                 cache.get::<String>(ns, &id).await;

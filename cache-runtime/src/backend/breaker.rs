@@ -190,7 +190,10 @@ mod tests {
         for _ in 0..2 {
             b.allow().expect("closed").failure();
         }
-        assert!(!b.is_open(), "2 failures since the last success, threshold 3");
+        assert!(
+            !b.is_open(),
+            "2 failures since the last success, threshold 3"
+        );
         b.allow().expect("closed").failure();
         assert!(b.is_open());
     }

@@ -293,7 +293,8 @@ impl Cache {
         // invalidation would carry the old generation and be ignored by every reader.
         let trusted = self.inner.remote.is_none() || self.bus_healthy();
         if trusted
-            && let (Some(namespace), Some(all)) = (ns.generation.get(), self.inner.all_gen.get())
+            && let (Some(namespace), Some(all)) =
+                (ns.generation.get(), self.inner.state.all_gen.get())
             && let Some(path) = path.map_or(Some(0), |p| p.generation.get())
         {
             return Ok(Gens {
@@ -303,14 +304,14 @@ impl Cache {
             });
         }
         let remote = self.inner.remote.as_ref().ok_or(Error::NotConnected)?;
-        let (t1, t2) = (ns.generation.ticket(), self.inner.all_gen.ticket());
+        let (t1, t2) = (ns.generation.ticket(), self.inner.state.all_gen.ticket());
         let t3 = path.map(|p| p.generation.ticket());
         let path_key = path.map(|p| remote.gen_key(&p.name));
         let gens = remote
             .read_gens(&remote.gen_key(&ns.name), path_key.as_deref())
             .await?;
         ns.generation.learn(t1, gens.namespace);
-        self.inner.all_gen.learn(t2, gens.all);
+        self.inner.state.all_gen.learn(t2, gens.all);
         if let (Some(p), Some(t3)) = (path, t3) {
             p.generation.learn(t3, gens.path);
         }

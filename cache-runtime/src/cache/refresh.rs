@@ -169,7 +169,7 @@ impl Cache {
             }
             let Read { gens, bytes, .. } = read;
             Counters::bump(&ctx.namespace.stats.refreshes);
-            let ticket = cache.inner.key_epochs.ticket(&key);
+            let ticket = cache.inner.state.key_epochs.ticket(&key);
             let out = AssertUnwindSafe(fut).catch_unwind().await;
             match out.as_ref().ok().and_then(M::cacheable) {
                 Some(value) => {

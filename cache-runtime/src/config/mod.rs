@@ -61,6 +61,12 @@ impl L1 {
     /// An L1 holding at most `max_entries` values, each for at most `ttl` (and never longer than
     /// its Redis entry). The TTL is also the staleness bound if the invalidation bus fails
     /// silently; see [`crate::tiered`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let l1 = cache_runtime::L1::new(10_000, Duration::from_secs(30));
+    /// let config = cache_runtime::Config::redis("redis://127.0.0.1:6379").with_l1(l1);
+    /// ```
     #[must_use]
     pub fn new(max_entries: u64, ttl: Duration) -> Self {
         Self { max_entries, ttl }
@@ -119,17 +125,35 @@ impl Config {
     }
 
     /// The embedded in-process cache (moka): 10,000 entries and 64 MiB by default.
+    ///
+    /// ```
+    /// let config = cache_runtime::Config::memory().max_entries(100_000);
+    /// ```
+    #[must_use]
     pub fn memory() -> Self {
         Self::with_backend(Backend::Memory)
     }
 
     /// One Redis server, e.g. `redis://:password@127.0.0.1:6379/2` (user, password and
     /// database number from the URL; `rediss://` with the `tls` feature).
+    ///
+    /// ```
+    /// let config = cache_runtime::Config::redis("redis://127.0.0.1:6379/2").prefix("my_app");
+    /// ```
+    #[must_use]
     pub fn redis(url: impl Into<String>) -> Self {
         Self::with_backend(Backend::Redis(url.into()))
     }
 
     /// A Redis Cluster, given one or more of its nodes' URLs.
+    ///
+    /// ```
+    /// let config = cache_runtime::Config::redis_cluster([
+    ///     "redis://10.0.0.1:7000",
+    ///     "redis://10.0.0.2:7000",
+    /// ]);
+    /// ```
+    #[must_use]
     pub fn redis_cluster<I, S>(urls: I) -> Self
     where
         I: IntoIterator<Item = S>,
