@@ -1,6 +1,8 @@
 //! Cancellation: every public async operation has its future dropped after 1, 2, ... polls and
 //! at random moments, with Redis healthy, stalled (SIGSTOP) and killed, on the memory backend,
-//! Redis and tiered. Afterwards the cache must serve hits again within the breaker's cooldown
+//! Redis, Redis Cluster (every node stalled or killed at once) and tiered, where `#[cached]`
+//! calls and requests to a `#[cached(http)]` axum handler are dropped too. (`backends.rs` runs
+//! the same harness, Redis healthy, on every backend including tiered on Cluster.) Afterwards the cache must serve hits again within the breaker's cooldown
 //! plus [`RECOVERY_BOUND`], and must never return a value whose invalidation was started (its
 //! future polled at least once), neither to this instance nor, once its pending invalidations
 //! are re-applied, to another process reading Redis.
@@ -16,12 +18,12 @@ use std::task::Poll;
 use std::time::Duration;
 
 use cache_runtime::{Cache, Config, L1};
-use cache_tests::{RedisServer, wait_until};
+use cache_tests::{RedisCluster, RedisServer, wait_until};
 
 #[path = "cancellation/harness.rs"]
 mod harness;
 
-use harness::{Fault, Harness, Op};
+use harness::{Fault, Harness, Op, Servers};
 
 /// The per-call Redis timeout.
 const TIMEOUT: Duration = Duration::from_millis(100);
@@ -127,7 +129,8 @@ const MANUAL_OPS: [Op; 5] = [
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_backend_survives_dropped_futures() {
     within(Duration::from_secs(40), async {
-        let harness = Harness::new("memory", Cache::new(Config::memory()).await.unwrap(), None);
+        let cache = Cache::new(Config::memory()).await.unwrap();
+        let harness = Harness::new("memory", cache, Servers::None);
         harness.run(&[Fault::Healthy], &MANUAL_OPS).await;
     })
     .await;
@@ -140,7 +143,7 @@ async fn redis_survives_dropped_futures_healthy_stalled_and_killed() {
         let harness = Harness::new(
             "redis",
             Cache::new(redis_config(server.url())).await.unwrap(),
-            Some(server),
+            Servers::Single(server),
         );
         let faults = [Fault::Healthy, Fault::Stalled, Fault::Killed];
         harness.run(&faults, &MANUAL_OPS).await;
@@ -148,9 +151,30 @@ async fn redis_survives_dropped_futures_healthy_stalled_and_killed() {
     .await;
 }
 
-/// Tiered, through the global cache so `#[cached]` calls are covered too (the global can be
-/// set once per test binary: the other backends run the same miss path through
-/// `get_or_insert_with`).
+/// Redis Cluster: every node stalled, or killed and restarted (empty, same layout), at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_survives_dropped_futures_healthy_stalled_and_killed() {
+    within(Duration::from_secs(60), async {
+        let cluster = RedisCluster::start();
+        let config = Config::redis_cluster(cluster.urls())
+            .prefix("cancel")
+            .timeout(TIMEOUT)
+            .connect_timeout(Duration::from_secs(1))
+            .circuit_breaker(1, COOLDOWN);
+        let harness = Harness::new(
+            "cluster",
+            Cache::new(config).await.unwrap(),
+            Servers::Cluster(cluster),
+        );
+        let faults = [Fault::Healthy, Fault::Stalled, Fault::Killed];
+        harness.run(&faults, &MANUAL_OPS).await;
+    })
+    .await;
+}
+
+/// Tiered, through the global cache so `#[cached]` calls and a cached handler are covered too
+/// (the global can be set once per test binary: the other backends run the same miss path
+/// through `get_or_insert_with`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tiered_survives_dropped_futures_healthy_stalled_and_killed() {
     within(Duration::from_secs(50), async {
@@ -162,9 +186,14 @@ async fn tiered_survives_dropped_futures_healthy_stalled_and_killed() {
             cache.bus_healthy()
         })
         .await;
-        let harness = Harness::new("tiered", cache, Some(server));
+        let harness = Harness::new("tiered", cache, Servers::Single(server));
         let mut ops = MANUAL_OPS.to_vec();
-        ops.extend([Op::Cached, Op::CachedInvalidate]);
+        ops.extend([
+            Op::Cached,
+            Op::CachedInvalidate,
+            Op::Handler,
+            Op::HandlerInvalidate,
+        ]);
         let faults = [Fault::Healthy, Fault::Stalled, Fault::Killed];
         harness.run(&faults, &ops).await;
     })

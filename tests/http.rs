@@ -97,18 +97,23 @@ scenario!(
     handler_overrides,
 );
 
-/// Without `init`, would the handlers still answer? Covered by the runtime's unit tests;
-/// here: the scenarios run back to back in one process leave consistent statistics.
+/// Statistics count each request once: on a namespace of its own (`counted`, requested by no
+/// other test), a miss and two hits are exactly one miss, one insert and two hits.
 #[test]
 fn stats_count_hits_and_misses() {
     let ctx = Ctx::new(base());
     runtime().block_on(async {
-        ctx.get("/thing/100", &[]).await;
-        ctx.get("/thing/100", &[]).await;
-        let stats = cache_runtime::stats().await.namespace("things");
-        assert!(
-            stats.hits >= 1 && stats.misses >= 1 && stats.inserts >= 1,
-            "{stats:?}"
+        let before = cache_runtime::stats().namespace("counted");
+        for expected in ["MISS", "HIT", "HIT"] {
+            let r = ctx.get("/counted/1", &[]).await;
+            assert_eq!(http_app::x_cache(&r), expected);
+        }
+        let after = cache_runtime::stats().namespace("counted");
+        let delta = (
+            after.hits - before.hits,
+            after.misses - before.misses,
+            after.inserts - before.inserts,
         );
+        assert_eq!(delta, (2, 1, 1), "{after:?}");
     });
 }

@@ -4,7 +4,7 @@
 mod http_items_app;
 
 use cache_runtime::{Config, L1};
-use cache_tests::RedisServer;
+use cache_tests::{RedisServer, answered_by_l1};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn items_api_on_tiered_redis_and_sqlite_file() {
@@ -24,6 +24,13 @@ async fn items_api_on_tiered_redis_and_sqlite_file() {
     assert_eq!(again.list().await.unwrap().len(), 3);
     let base = http_items_app::serve(db).await;
     http_items_app::items_api(&base).await;
-    assert_eq!(cache_runtime::stats().await.total.errors, 0);
+    // The item's hits come from the L1: Redis runs no read for one.
+    let client = reqwest::Client::new();
+    answered_by_l1(&server, async || {
+        let r = client.get(format!("{base}/items/1")).send().await.unwrap();
+        r.headers().get("x-cache").is_some_and(|v| v == "HIT")
+    })
+    .await;
+    assert_eq!(cache_runtime::stats().total.errors, 0);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -108,18 +108,22 @@ pub async fn invalidate_path_drops_every_variant(c: &Ctx) {
         status(path, headers).await;
         assert_eq!(status(path, headers).await, "HIT", "{path} {headers:?}");
     }
-    cache_runtime::http::invalidate_path("pv", "/pv/1").await;
+    cache_runtime::http::invalidate_path("pv", "/pv/1")
+        .await
+        .unwrap();
     for (path, headers) in &variants[..3] {
         assert_eq!(status(path, headers).await, "MISS", "{path} {headers:?}");
     }
     assert_eq!(status("/pv?sort=name", &[]).await, "HIT", "another path");
     assert_eq!(status("/pv/1?x=1", &[]).await, "HIT", "cached again");
 
-    cache_runtime::http::invalidate_path("pv", "/pv").await;
+    cache_runtime::http::invalidate_path("pv", "/pv")
+        .await
+        .unwrap();
     assert_eq!(status("/pv?sort=name", &[]).await, "MISS");
     assert_eq!(status("/pv/1", &de).await, "HIT", "another path");
 
-    cache_runtime::invalidate_namespace("pv").await;
+    cache_runtime::invalidate_namespace("pv").await.unwrap();
     for (path, headers) in variants {
         assert_eq!(status(path, headers).await, "MISS", "{path} {headers:?}");
     }
@@ -194,7 +198,7 @@ pub async fn typed_handler_invalidation(c: &Ctx) {
         status(path).await;
         assert_eq!(status(path).await, "HIT", "{path}");
     }
-    typed_invalidate(Path(("a".to_owned(), 1))).await;
+    typed_invalidate(Path(("a".to_owned(), 1))).await.unwrap();
     assert_eq!(status("/typed/a/1").await, "MISS");
     assert_eq!(status("/typed/a/1?q=1").await, "MISS");
     assert_eq!(status("/typed/a/2").await, "HIT");

@@ -9,8 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use cache_runtime::L1;
 use cache_runtime::{Cache, CodecKind, Config, Error, cached};
-use cache_tests::{RedisCluster, RedisServer};
+use cache_tests::{RedisCluster, RedisServer, UnixRedis, wait_until};
 use redis::FromRedisValue;
 
 // ----- support ----------------------------------------------------------------------------
@@ -200,7 +201,7 @@ async fn hit_miss_and_ttl_expiry(servers: Servers) {
         .await;
     assert_eq!((first.as_str(), second.as_str()), ("one", "one"));
     assert_eq!(runs.get(), 1, "the second call is a hit");
-    let stats = cache.stats().await.namespace("ttl");
+    let stats = cache.stats().namespace("ttl");
     assert_eq!((stats.hits, stats.misses, stats.inserts), (1, 1, 1));
 
     // Written with SET ... PX: Redis itself expires the entry.
@@ -448,14 +449,14 @@ async fn bad_entries_are_misses_counted_and_overwritten(servers: Servers) {
     let runs = Runs::default();
     for (i, (what, bytes)) in planted.iter().enumerate() {
         raw.set(&key, bytes).await;
-        let before = cache.stats().await.namespace("bad");
+        let before = cache.stats().namespace("bad");
         let fresh = format!("fresh {i}");
         let got = cache
             .get_or_insert_with("bad", &1, None, runs.body(fresh.clone()))
             .await;
         assert_eq!(got, fresh, "{what}: the body's value is served");
         assert_eq!(runs.get(), i + 1, "{what}: a miss");
-        let after = cache.stats().await.namespace("bad");
+        let after = cache.stats().namespace("bad");
         assert_eq!(
             after.decode_errors,
             before.decode_errors + 1,
@@ -469,7 +470,7 @@ async fn bad_entries_are_misses_counted_and_overwritten(servers: Servers) {
             "{what}: overwritten with a valid entry"
         );
     }
-    assert_eq!(reader.stats().await.total.decode_errors, 0);
+    assert_eq!(reader.stats().total.decode_errors, 0);
 }
 
 async fn limits_skip_caching_without_failing(servers: Servers) {
@@ -487,7 +488,7 @@ async fn limits_skip_caching_without_failing(servers: Servers) {
         assert_eq!(v, big);
     }
     assert_eq!(runs.get(), 2, "an oversized value is not cached");
-    let stats = cache.stats().await.namespace("limits");
+    let stats = cache.stats().namespace("limits");
     assert_eq!((stats.oversized, stats.errors, stats.inserts), (2, 0, 0));
     assert!(
         !raw.exists(&cache.key_for::<String>("limits", &"big").unwrap())
@@ -533,6 +534,41 @@ async fn limits_skip_caching_without_failing(servers: Servers) {
 }
 
 // ----- single node only ---------------------------------------------------------------------
+
+/// `unix://` URLs: a server listening on a Unix socket only (`--port 0`), plain and tiered
+/// (the bus subscribes over the socket too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unix_socket_urls_work_plain_and_tiered() {
+    let server = UnixRedis::start();
+    let config = || {
+        Config::redis(server.url())
+            .timeout(Duration::from_secs(2))
+            .connect_timeout(Duration::from_secs(2))
+    };
+    let plain = Cache::new(config()).await.unwrap();
+    let tiered = Cache::new(config().with_l1(L1::new(100, Duration::from_secs(30))))
+        .await
+        .unwrap();
+    wait_until("both buses up", Duration::from_secs(5), async || {
+        plain.bus_healthy() && tiered.bus_healthy()
+    })
+    .await;
+    eventually("a first write", async || {
+        plain
+            .set("unix", &1, &"one".to_string(), None)
+            .await
+            .is_ok()
+    })
+    .await;
+    assert_eq!(
+        tiered.get::<String>("unix", &1).await.as_deref(),
+        Some("one")
+    );
+    tiered.invalidate_namespace("unix").await.unwrap();
+    assert_eq!(plain.get::<String>("unix", &1).await, None);
+    assert_eq!(tiered.get::<String>("unix", &1).await, None);
+    assert!(!plain.circuit_open() && !tiered.circuit_open());
+}
 
 #[tokio::test]
 async fn auth_and_database_come_from_the_url() {
@@ -601,7 +637,7 @@ async fn auth_and_database_come_from_the_url() {
         assert_eq!(v, i);
     }
     assert_eq!(runs.get(), 5);
-    assert!(wrong.stats().await.total.errors >= 3);
+    assert!(wrong.stats().total.errors >= 3);
 }
 
 static DOUBLED: AtomicUsize = AtomicUsize::new(0);
@@ -652,9 +688,9 @@ async fn cached_functions_on_a_redis_global() {
     assert_eq!(calls(), 2);
     assert_eq!(double(21).await, 42);
     assert_eq!(calls(), 2);
-    double_invalidate(21).await;
+    double_invalidate(21).await.unwrap();
     assert_eq!(double(21).await, 42);
     assert_eq!(calls(), 3);
-    let stats = cache_runtime::stats().await.namespace("global");
+    let stats = cache_runtime::stats().namespace("global");
     assert_eq!((stats.hits, stats.misses), (2, 3));
 }

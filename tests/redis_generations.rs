@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use cache_runtime::{Cache, Config};
-use cache_tests::RedisServer;
+use cache_tests::{RedisServer, within};
 use redis::AsyncCommands;
 
 async fn raw(server: &RedisServer) -> redis::aio::MultiplexedConnection {
@@ -86,44 +86,101 @@ async fn ttls_beyond_what_redis_accepts_are_stored_without_expiry() {
 
 #[tokio::test]
 async fn a_pending_invalidation_is_reapplied_while_the_breaker_cools_down() {
-    let server = RedisServer::start();
-    let config = Config::redis(server.url())
-        .timeout(Duration::from_millis(50))
-        .circuit_breaker(1, Duration::from_secs(600));
-    let cache = Cache::new(config).await.unwrap();
-    cache
-        .set("item", &7, &"old".to_string(), None)
-        .await
-        .unwrap();
-    let key = cache.key_for::<String>("item", &7).unwrap();
+    within(Duration::from_secs(30), async {
+        let server = RedisServer::start();
+        let config = Config::redis(server.url())
+            .timeout(Duration::from_millis(50))
+            .circuit_breaker(1, Duration::from_secs(600));
+        let cache = Cache::new(config).await.unwrap();
+        cache
+            .set("item", &7, &"old".to_string(), None)
+            .await
+            .unwrap();
+        let key = cache.key_for::<String>("item", &7).unwrap();
 
-    server.pause();
-    assert!(
-        cache.delete::<String>("item", &7).await.is_err(),
-        "Redis is paused"
-    );
-    assert_eq!(cache.pending_invalidations(), 1);
-    assert!(
-        cache.circuit_open(),
-        "one failure opens a breaker with threshold 1"
-    );
-    // While pending, this process does not serve the key from Redis.
-    assert_eq!(cache.get::<String>("item", &7).await, None);
-    server.resume();
-
-    // Recovery probes through the open breaker (cooldown 10 minutes) and re-applies the delete.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while cache.pending_invalidations() > 0 {
+        server.pause();
         assert!(
-            tokio::time::Instant::now() < deadline,
-            "pending invalidation not re-applied"
+            cache.delete::<String>("item", &7).await.is_err(),
+            "Redis is paused"
         );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let exists: bool = raw(&server).await.exists(&key).await.unwrap();
-    assert!(!exists, "the old entry was deleted from Redis");
-    assert!(
-        !cache.circuit_open(),
-        "the successful probe closed the breaker"
-    );
+        assert_eq!(cache.pending_invalidations(), 1);
+        assert!(
+            cache.circuit_open(),
+            "one failure opens a breaker with threshold 1"
+        );
+        // While pending, this process does not serve the key from Redis.
+        assert_eq!(cache.get::<String>("item", &7).await, None);
+        server.resume();
+
+        // Recovery probes through the open breaker (cooldown 10 minutes) and re-applies the delete.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while cache.pending_invalidations() > 0 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "pending invalidation not re-applied"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let exists: bool = raw(&server).await.exists(&key).await.unwrap();
+        assert!(!exists, "the old entry was deleted from Redis");
+        assert!(
+            !cache.circuit_open(),
+            "the successful probe closed the breaker"
+        );
+    })
+    .await;
+}
+
+/// The pending check on its own: Redis answers (another key is a hit, the breaker is closed)
+/// and still holds the old value, but refuses the delete; only the pending invalidation can
+/// keep this process from serving it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_key_is_not_served_while_redis_answers() {
+    within(Duration::from_secs(30), async {
+        let server = RedisServer::start();
+        let config = || {
+            Config::redis(server.url())
+                .timeout(Duration::from_secs(1))
+                .circuit_breaker(1, Duration::from_secs(600))
+        };
+        let cache = Cache::new(config()).await.unwrap();
+        let other = Cache::new(config()).await.unwrap();
+        for (id, value) in [(7, "old"), (8, "other")] {
+            cache
+                .set("item", &id, &value.to_owned(), None)
+                .await
+                .unwrap();
+        }
+        let key = cache.key_for::<String>("item", &7).unwrap();
+
+        server.acl_default(&["-del"]).await;
+        assert!(
+            cache.delete::<String>("item", &7).await.is_err(),
+            "DEL refused"
+        );
+        assert_eq!(cache.pending_invalidations(), 1);
+        // Preconditions: Redis answers this cache, the breaker is closed, the old value is in
+        // Redis, and a process with nothing pending reads it (the documented window).
+        assert_eq!(
+            cache.get::<String>("item", &8).await.as_deref(),
+            Some("other")
+        );
+        assert!(!cache.circuit_open());
+        let exists: bool = raw(&server).await.exists(&key).await.unwrap();
+        assert!(exists);
+        assert_eq!(
+            other.get::<String>("item", &7).await.as_deref(),
+            Some("old")
+        );
+        // So only the pending check refuses it here.
+        assert_eq!(cache.get::<String>("item", &7).await, None);
+        assert_eq!(cache.pending_invalidations(), 1, "still pending");
+
+        server.acl_default(&["+del"]).await;
+        assert_eq!(cache.flush_pending(Duration::from_secs(5)).await, 0);
+        let exists: bool = raw(&server).await.exists(&key).await.unwrap();
+        assert!(!exists, "re-applied");
+        assert_eq!(other.get::<String>("item", &7).await, None);
+    })
+    .await;
 }

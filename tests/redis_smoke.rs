@@ -56,7 +56,8 @@ async fn tiered_bus_comes_up_and_propagates() {
         Duration::from_secs(2),
         async || {
             assert_eq!(b.get::<String>("item", &1).await.as_deref(), Some("old"));
-            b.local_entry_count().await == 1
+            b.run_pending_tasks().await;
+            b.local_entry_count() == 1
         },
     )
     .await;

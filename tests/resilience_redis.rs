@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::time::Duration;
 
 use cache_runtime::{Cache, Config, FillOptions};
-use cache_tests::RedisServer;
+use cache_tests::{RedisServer, within};
 
 async fn cache(server: &RedisServer) -> Cache {
     let cache = Cache::new(Config::redis(server.url()).prefix("resil"))
@@ -50,88 +50,95 @@ async fn call(cache: &Cache, ok: Option<u64>) -> Result<u64, String> {
 
 async fn expired(cache: &Cache) {
     eventually("the entry expires", async || {
-        call(cache, Some(999)).await == Ok(999)
-            || cache.stats().await.namespace("price").stale_served > 0
+        call(cache, Some(999)).await == Ok(999) || cache.stats().namespace("price").stale_served > 0
     })
     .await;
 }
 
 #[tokio::test]
 async fn a_failing_source_serves_the_stale_value_and_recovers() {
-    let server = RedisServer::start();
-    let a = cache(&server).await;
-    let b = cache(&server).await;
-    assert_eq!(call(&a, Some(1)).await, Ok(1));
-    // Past expiry another process, whose source fails, gets the stale value.
-    let until = std::time::Instant::now() + Duration::from_millis(400);
-    eventually("expiry", async || std::time::Instant::now() >= until).await;
-    assert_eq!(call(&b, None).await, Ok(1), "stale");
-    assert_eq!(b.stats().await.namespace("price").stale_served, 1);
-    // The source recovers: after the back-off the new value is stored.
-    eventually("recovery", async || call(&b, Some(2)).await == Ok(2)).await;
-    assert_eq!(
-        call(&a, None).await,
-        Ok(2),
-        "the recovered value is stored in Redis"
-    );
-    let _ = expired;
+    within(Duration::from_secs(60), async {
+        let server = RedisServer::start();
+        let a = cache(&server).await;
+        let b = cache(&server).await;
+        assert_eq!(call(&a, Some(1)).await, Ok(1));
+        // Past expiry another process, whose source fails, gets the stale value.
+        let until = std::time::Instant::now() + Duration::from_millis(400);
+        eventually("expiry", async || std::time::Instant::now() >= until).await;
+        assert_eq!(call(&b, None).await, Ok(1), "stale");
+        assert_eq!(b.stats().namespace("price").stale_served, 1);
+        // The source recovers: after the back-off the new value is stored.
+        eventually("recovery", async || call(&b, Some(2)).await == Ok(2)).await;
+        assert_eq!(
+            call(&a, None).await,
+            Ok(2),
+            "the recovered value is stored in Redis"
+        );
+        let _ = expired;
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn after_an_invalidation_a_failing_source_returns_its_error() {
-    let server = RedisServer::start();
-    let a = cache(&server).await;
-    let b = cache(&server).await;
-    assert_eq!(call(&a, Some(1)).await, Ok(1));
-    let until = std::time::Instant::now() + Duration::from_millis(400);
-    eventually("expiry", async || std::time::Instant::now() >= until).await;
-    a.delete::<u64>("price", &1).await.unwrap();
-    assert_eq!(
-        call(&b, None).await,
-        Err("down".into()),
-        "exact invalidation"
-    );
-    assert_eq!(call(&a, Some(3)).await, Ok(3));
-    let until = std::time::Instant::now() + Duration::from_millis(400);
-    eventually("expiry", async || std::time::Instant::now() >= until).await;
-    a.invalidate_namespace("price").await.unwrap();
-    assert_eq!(
-        call(&b, None).await,
-        Err("down".into()),
-        "namespace invalidation"
-    );
+    within(Duration::from_secs(60), async {
+        let server = RedisServer::start();
+        let a = cache(&server).await;
+        let b = cache(&server).await;
+        assert_eq!(call(&a, Some(1)).await, Ok(1));
+        let until = std::time::Instant::now() + Duration::from_millis(400);
+        eventually("expiry", async || std::time::Instant::now() >= until).await;
+        a.delete::<u64>("price", &1).await.unwrap();
+        assert_eq!(
+            call(&b, None).await,
+            Err("down".into()),
+            "exact invalidation"
+        );
+        assert_eq!(call(&a, Some(3)).await, Ok(3));
+        let until = std::time::Instant::now() + Duration::from_millis(400);
+        eventually("expiry", async || std::time::Instant::now() >= until).await;
+        a.invalidate_namespace("price").await.unwrap();
+        assert_eq!(
+            call(&b, None).await,
+            Err("down".into()),
+            "namespace invalidation"
+        );
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn hits_past_refresh_after_refresh_once_across_processes() {
-    let server = RedisServer::start();
-    let caches = [cache(&server).await, cache(&server).await];
-    let runs = Arc::new(AtomicUsize::new(0));
-    let o = FillOptions::new()
-        .ttl(Duration::from_secs(30))
-        .refresh_after(Duration::from_millis(200));
-    let get = |c: &Cache| {
-        let (c, runs) = (c.clone(), runs.clone());
-        async move {
-            c.get_or_insert_with_options("hot", &1, o, async move { runs.fetch_add(1, SeqCst) })
-                .await
+    within(Duration::from_secs(60), async {
+        let server = RedisServer::start();
+        let caches = [cache(&server).await, cache(&server).await];
+        let runs = Arc::new(AtomicUsize::new(0));
+        let o = FillOptions::new()
+            .ttl(Duration::from_secs(30))
+            .refresh_after(Duration::from_millis(200));
+        let get = |c: &Cache| {
+            let (c, runs) = (c.clone(), runs.clone());
+            async move {
+                c.get_or_insert_with_options("hot", &1, o, async move { runs.fetch_add(1, SeqCst) })
+                    .await
+            }
+        };
+        assert_eq!(get(&caches[0]).await, 0);
+        let until = std::time::Instant::now() + Duration::from_millis(250);
+        eventually("age", async || std::time::Instant::now() >= until).await;
+        let calls: Vec<_> = (0..50).map(|i| tokio::spawn(get(&caches[i % 2]))).collect();
+        for call in calls {
+            assert!(
+                call.await.unwrap() <= 1,
+                "a hit: the old value or the refreshed one"
+            );
         }
-    };
-    assert_eq!(get(&caches[0]).await, 0);
-    let until = std::time::Instant::now() + Duration::from_millis(250);
-    eventually("age", async || std::time::Instant::now() >= until).await;
-    let calls: Vec<_> = (0..50).map(|i| tokio::spawn(get(&caches[i % 2]))).collect();
-    for call in calls {
-        assert!(
-            call.await.unwrap() <= 1,
-            "a hit: the old value or the refreshed one"
-        );
-    }
-    eventually("the refresh", async || get(&caches[1]).await == 1).await;
-    assert_eq!(runs.load(SeqCst), 2, "the body ran exactly once more");
-    let refreshes =
-        caches[0].stats().await.total.refreshes + caches[1].stats().await.total.refreshes;
-    assert_eq!(refreshes, 1);
+        eventually("the refresh", async || get(&caches[1]).await == 1).await;
+        assert_eq!(runs.load(SeqCst), 2, "the body ran exactly once more");
+        let refreshes = caches[0].stats().total.refreshes + caches[1].stats().total.refreshes;
+        assert_eq!(refreshes, 1);
+    })
+    .await;
 }
 
 /// Three cache instances (three "processes") with 100 concurrent callers each on one cold key
@@ -150,7 +157,7 @@ async fn stampede(config: impl Fn() -> Config, opts: Option<FillOptions>) -> (us
     let runs = burst(&caches, opts, Duration::from_millis(50)).await;
     let mut coalesced = 0;
     for c in &caches {
-        coalesced += c.stats().await.namespace("cold").coalesced;
+        coalesced += c.stats().namespace("cold").coalesced;
     }
     (runs, coalesced)
 }
@@ -284,7 +291,7 @@ async fn past_a_stalled_lease_the_waiters_run_the_body_once_per_process() {
     eventually("the holder runs", async || started.load(SeqCst)).await;
     let runs = burst(std::slice::from_ref(&b), None, Duration::ZERO).await;
     assert_eq!(runs, 1, "one body run in the waiting process");
-    let stats = b.stats().await.namespace("cold");
+    let stats = b.stats().namespace("cold");
     assert!(stats.coalesced >= 1, "{stats:?}");
     release.notify_one();
     assert_eq!(holder.await.unwrap(), 1);
@@ -373,7 +380,7 @@ async fn an_expired_entry_is_recomputed_once_in_the_cluster() {
         }
         let mut stale_served = 0;
         for c in &caches {
-            stale_served += c.stats().await.namespace("exp").stale_served;
+            stale_served += c.stats().namespace("exp").stale_served;
         }
         assert!(stale_served > 0);
     }
@@ -413,7 +420,7 @@ async fn tiered_hits_past_refresh_after_refresh_once_across_processes() {
     assert_eq!(runs.load(SeqCst), 2, "the body ran exactly once more");
     let mut refreshes = 0;
     for c in &caches {
-        refreshes += c.stats().await.total.refreshes;
+        refreshes += c.stats().total.refreshes;
     }
     assert_eq!(refreshes, 1);
 }
@@ -442,12 +449,12 @@ async fn a_cancelled_holder_is_taken_over_and_counted() {
         tokio::spawn(async move { b.get_or_insert_with("take", &1, None, async { 2u64 }).await })
     };
     eventually("b waits on the lease", async || {
-        b.stats().await.namespace("take").coalesced == 1
+        b.stats().namespace("take").coalesced == 1
     })
     .await;
     holder.abort();
     assert_eq!(waiter.await.unwrap(), 2, "b took the key over");
-    let stats = b.stats().await.namespace("take");
+    let stats = b.stats().namespace("take");
     assert_eq!(
         (stats.coalesced, stats.lease_takeovers),
         (1, 1),
@@ -489,10 +496,10 @@ async fn a_failed_refresh_keeps_the_entry_and_is_counted() {
         "a hit; the refresh fails in the background"
     );
     eventually("the failed refresh", async || {
-        a.stats().await.namespace("rf").refresh_failures == 1
+        a.stats().namespace("rf").refresh_failures == 1
     })
     .await;
-    let stats = a.stats().await.namespace("rf");
+    let stats = a.stats().namespace("rf");
     assert_eq!(stats.refreshes, 1);
     assert_eq!(get(false).await, Ok(1), "the entry is kept");
 }
@@ -535,7 +542,7 @@ async fn without_cross_process_single_flight_misses_do_not_wait() {
         (1..=2).contains(&runs),
         "single-flight in the process: {runs} runs"
     );
-    assert_eq!(b.stats().await.namespace("cold").coalesced, 0);
+    assert_eq!(b.stats().namespace("cold").coalesced, 0);
     release.notify_one();
     assert_eq!(holder.await.unwrap(), 1);
     assert_eq!(

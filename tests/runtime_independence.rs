@@ -58,9 +58,9 @@ async fn all_hit(k: u64) {
 }
 
 async fn errors() -> u64 {
-    MEMORY.get().unwrap().stats().await.total.errors
-        + REDIS.get().unwrap().stats().await.total.errors
-        + cache_runtime::stats().await.total.errors
+    MEMORY.get().unwrap().stats().total.errors
+        + REDIS.get().unwrap().stats().total.errors
+        + cache_runtime::stats().total.errors
 }
 
 #[test]
@@ -121,7 +121,7 @@ fn caches_outlive_the_runtime_that_built_them() {
             );
             all_hit(k).await;
             assert_eq!(errors().await, 0, "phase {phase}: no cache errors");
-            let plain_hits = REDIS.get().unwrap().stats().await.total.hits;
+            let plain_hits = REDIS.get().unwrap().stats().total.hits;
             assert!(
                 plain_hits == 1 + 4 * (phase + 1),
                 "plain redis hits: {plain_hits}"

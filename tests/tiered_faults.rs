@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use cache_runtime::{Cache, Config, L1};
-use cache_tests::{Db, RedisServer, bus_up_pair, wait_until};
+use cache_tests::{Db, RedisServer, bus_up_pair, wait_until, within};
 use tokio::time::Instant;
 
 /// Scheduling allowance on top of documented bounds: the test machine has 2 shared cores.
@@ -47,7 +47,7 @@ async fn fill(a: &Cache, b: &Cache, db: &Db) {
         for id in IDS {
             assert_eq!(load(b, db, id).await, "old");
         }
-        b.local_entry_count().await > 0
+        b.local_entry_count() > 0
     })
     .await;
 }
@@ -105,36 +105,39 @@ async fn assert_both_serve_new(a: &Cache, b: &Cache, db: &Db) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_redis_flushes_the_l1_and_restart_serves_no_old_value() {
-    let mut server = RedisServer::start();
-    let (a, b) = pair(&server).await;
-    let db = Db::default();
-    fill(&a, &b, &db).await;
+    within(Duration::from_secs(60), async {
+        let mut server = RedisServer::start();
+        let (a, b) = pair(&server).await;
+        let db = Db::default();
+        fill(&a, &b, &db).await;
 
-    server.kill();
-    // The subscription drops: both flush and bypass their L1 (no staleness window).
-    wait_until("drop seen", b.staleness_bound() + SLACK, async || {
-        !a.bus_healthy() && !b.bus_healthy()
-    })
-    .await;
-    assert_eq!(b.local_entry_count().await, 0, "b's L1 was flushed");
+        server.kill();
+        // The subscription drops: both flush and bypass their L1 (no staleness window).
+        wait_until("drop seen", b.staleness_bound() + SLACK, async || {
+            !a.bus_healthy() && !b.bus_healthy()
+        })
+        .await;
+        assert_eq!(b.local_entry_count(), 0, "b's L1 was flushed");
 
-    write_while_down(&a, &db).await;
-    for id in IDS {
-        assert_eq!(load(&a, &db, id).await, "new", "a fails open");
-        assert_eq!(load(&b, &db, id).await, "new", "b fails open");
-    }
+        write_while_down(&a, &db).await;
+        for id in IDS {
+            assert_eq!(load(&a, &db, id).await, "new", "a fails open");
+            assert_eq!(load(&b, &db, id).await, "new", "b fails open");
+        }
 
-    server.restart();
-    // Resubscription and recovery are automatic; nobody serves the old value meanwhile.
-    wait_until("recovered", Duration::from_secs(10), async || {
-        assert_both_serve_new(&a, &b, &db).await;
-        a.pending_invalidations() == 0 && a.bus_healthy() && b.bus_healthy()
-    })
-    .await;
-    // The L1 is used again (once the last write announcements have passed).
-    wait_until("b's L1 used again", Duration::from_secs(2), async || {
-        assert_both_serve_new(&a, &b, &db).await;
-        b.local_entry_count().await > 0
+        server.restart();
+        // Resubscription and recovery are automatic; nobody serves the old value meanwhile.
+        wait_until("recovered", Duration::from_secs(10), async || {
+            assert_both_serve_new(&a, &b, &db).await;
+            a.pending_invalidations() == 0 && a.bus_healthy() && b.bus_healthy()
+        })
+        .await;
+        // The L1 is used again (once the last write announcements have passed).
+        wait_until("b's L1 used again", Duration::from_secs(2), async || {
+            assert_both_serve_new(&a, &b, &db).await;
+            b.local_entry_count() > 0
+        })
+        .await;
     })
     .await;
 }
@@ -143,126 +146,185 @@ async fn killed_redis_flushes_the_l1_and_restart_serves_no_old_value() {
 /// old value is still in Redis when it comes back: the pending invalidations must remove it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_redis_that_kept_its_data_loses_the_old_value_on_recovery() {
-    let mut server = RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
-    let (a, b) = pair(&server).await;
-    let db = Db::default();
-    fill(&a, &b, &db).await;
+    within(Duration::from_secs(60), async {
+        let mut server =
+            RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
+        let (a, b) = pair(&server).await;
+        let db = Db::default();
+        fill(&a, &b, &db).await;
 
-    server.kill();
-    wait_until("drop seen", b.staleness_bound() + SLACK, async || {
-        !a.bus_healthy() && !b.bus_healthy()
-    })
-    .await;
-    write_while_down(&a, &db).await;
+        server.kill();
+        wait_until("drop seen", b.staleness_bound() + SLACK, async || {
+            !a.bus_healthy() && !b.bus_healthy()
+        })
+        .await;
+        write_while_down(&a, &db).await;
 
-    server.restart();
-    let restarted = Instant::now();
-    // a never serves the old value: its pending invalidations make it bypass those keys.
-    // b may read the old value from Redis until a re-applied them (documented window).
-    let mut b_old_until = None;
-    wait_until("recovered", Duration::from_secs(10), async || {
-        for id in IDS {
-            assert_eq!(load(&a, &db, id).await, "new");
-            if load(&b, &db, id).await == "old" {
-                b_old_until = Some(restarted.elapsed());
+        server.restart();
+        let restarted = Instant::now();
+        // a never serves the old value: its pending invalidations make it bypass those keys.
+        // b may read the old value from Redis until a re-applied them (documented window).
+        let mut b_old_until = None;
+        wait_until("recovered", Duration::from_secs(10), async || {
+            for id in IDS {
+                assert_eq!(load(&a, &db, id).await, "new");
+                if load(&b, &db, id).await == "old" {
+                    b_old_until = Some(restarted.elapsed());
+                }
+            }
+            a.pending_invalidations() == 0
+        })
+        .await;
+        assert!(!redis_holds_old(&server).await);
+        // After the recovery's messages arrive, b has dropped the old value everywhere.
+        wait_until("b converged", b.staleness_bound() + SLACK, async || {
+            let mut all_new = true;
+            for id in IDS {
+                all_new &= load(&b, &db, id).await == "new";
+            }
+            all_new
+        })
+        .await;
+        for _ in 0..3 {
+            for id in IDS {
+                assert_eq!(load(&b, &db, id).await, "new");
             }
         }
-        a.pending_invalidations() == 0
+        println!("b served the old value until {b_old_until:?} after the restart");
     })
     .await;
-    assert!(!redis_holds_old(&server).await);
-    // After the recovery's messages arrive, b has dropped the old value everywhere.
-    wait_until("b converged", b.staleness_bound() + SLACK, async || {
-        let mut all_new = true;
-        for id in IDS {
-            all_new &= load(&b, &db, id).await == "new";
-        }
-        all_new
-    })
-    .await;
-    for _ in 0..3 {
-        for id in IDS {
-            assert_eq!(load(&b, &db, id).await, "new");
-        }
-    }
-    println!("b served the old value until {b_old_until:?} after the restart");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paused_redis_invalidation_fails_open_and_is_reapplied_on_resume() {
-    let server = RedisServer::start();
-    let (a, b) = pair(&server).await;
-    let db = Db::default();
-    fill(&a, &b, &db).await;
+    within(Duration::from_secs(60), async {
+        let server = RedisServer::start();
+        let (a, b) = pair(&server).await;
+        let db = Db::default();
+        fill(&a, &b, &db).await;
 
-    server.pause();
-    let paused = Instant::now();
-    // Open a's circuit breaker, so its invalidations are not even sent: only the recovery
-    // can apply them after the resume (the harder case; a sent one would run on resume).
-    for i in 0..3 {
-        let _ = a.get::<String>("elsewhere", &i).await;
-    }
-    write_while_down(&a, &db).await;
-    for id in IDS {
-        assert_eq!(
-            load(&a, &db, id).await,
-            "new",
-            "a never serves the old value"
-        );
-    }
-    // b trusts its L1 until the bus is silent for the documented bound, then fails open.
-    let bound = b.staleness_bound() + SLACK;
-    wait_until("b stops serving old", bound, async || {
-        let mut all_new = true;
-        for id in IDS {
-            all_new &= load(&b, &db, id).await == "new";
+        server.pause();
+        let paused = Instant::now();
+        // Open a's circuit breaker, so its invalidations are not even sent: only the recovery
+        // can apply them after the resume (the harder case; a sent one would run on resume).
+        for i in 0..3 {
+            let _ = a.get::<String>("elsewhere", &i).await;
         }
-        all_new
-    })
-    .await;
-    assert!(!b.bus_healthy());
-    println!(
-        "b served the old value for {:?} after the pause",
-        paused.elapsed()
-    );
-    // Redis still holds the old values (it was paused): the resume must not bring them back.
-    assert_both_serve_new(&a, &b, &db).await;
-
-    server.resume();
-    let resumed = Instant::now();
-    // Documented window for b: until a's recovery re-applied the invalidations (breaker
-    // cooldown + retry), then one message delivery.
-    let mut b_old_until = None;
-    wait_until(
-        "recovery",
-        BREAKER_COOLDOWN + Duration::from_millis(25) + b.staleness_bound() + SLACK,
-        async || {
+        write_while_down(&a, &db).await;
+        for id in IDS {
+            assert_eq!(
+                load(&a, &db, id).await,
+                "new",
+                "a never serves the old value"
+            );
+        }
+        // b trusts its L1 until the bus is silent for the documented bound, then fails open.
+        let bound = b.staleness_bound() + SLACK;
+        wait_until("b stops serving old", bound, async || {
+            let mut all_new = true;
             for id in IDS {
-                assert_eq!(load(&a, &db, id).await, "new");
-                if load(&b, &db, id).await == "old" {
-                    b_old_until = Some(resumed.elapsed());
-                }
+                all_new &= load(&b, &db, id).await == "new";
             }
-            a.pending_invalidations() == 0
-        },
-    )
-    .await;
-    assert!(!redis_holds_old(&server).await, "old value left in Redis");
-    wait_until("b converged", b.staleness_bound() + SLACK, async || {
-        let mut all_new = true;
-        for id in IDS {
-            all_new &= load(&b, &db, id).await == "new";
-        }
-        all_new
-    })
-    .await;
-    wait_until("bus back", Duration::from_secs(5), async || {
-        a.bus_healthy() && b.bus_healthy()
-    })
-    .await;
-    for _ in 0..3 {
+            all_new
+        })
+        .await;
+        assert!(!b.bus_healthy());
+        println!(
+            "b served the old value for {:?} after the pause",
+            paused.elapsed()
+        );
+        // Redis still holds the old values (it was paused): the resume must not bring them back.
         assert_both_serve_new(&a, &b, &db).await;
-    }
-    assert!(!redis_holds_old(&server).await);
-    println!("b served the old value until {b_old_until:?} after the resume");
+
+        server.resume();
+        let resumed = Instant::now();
+        // Documented window for b: until a's recovery re-applied the invalidations (breaker
+        // cooldown + retry), then one message delivery.
+        let mut b_old_until = None;
+        wait_until(
+            "recovery",
+            BREAKER_COOLDOWN + Duration::from_millis(25) + b.staleness_bound() + SLACK,
+            async || {
+                for id in IDS {
+                    assert_eq!(load(&a, &db, id).await, "new");
+                    if load(&b, &db, id).await == "old" {
+                        b_old_until = Some(resumed.elapsed());
+                    }
+                }
+                a.pending_invalidations() == 0
+            },
+        )
+        .await;
+        assert!(!redis_holds_old(&server).await, "old value left in Redis");
+        wait_until("b converged", b.staleness_bound() + SLACK, async || {
+            let mut all_new = true;
+            for id in IDS {
+                all_new &= load(&b, &db, id).await == "new";
+            }
+            all_new
+        })
+        .await;
+        wait_until("bus back", Duration::from_secs(5), async || {
+            a.bus_healthy() && b.bus_healthy()
+        })
+        .await;
+        for _ in 0..3 {
+            assert_both_serve_new(&a, &b, &db).await;
+        }
+        assert!(!redis_holds_old(&server).await);
+        println!("b served the old value until {b_old_until:?} after the resume");
+    })
+    .await;
+}
+
+/// The pending-invalidation bypass, deterministically (the other tests here reach it only if
+/// a read happens to come before the recovery): Redis answers (a's bus is up, its breaker
+/// closed) and still holds the old value, but refuses deletes, so a's invalidation stays
+/// pending for as long as the test wants. Neither a's L1 (dropped by the invalidation) nor
+/// Redis may answer a's read of that key; only the pending check stands between a and the old
+/// value. Once Redis accepts deletes, the recovery re-applies it and both serve the new value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_invalidation_bypasses_its_key_while_redis_answers() {
+    within(Duration::from_secs(60), async {
+        let server = RedisServer::start();
+        let (a, b) = pair(&server).await;
+        let db = Db::default();
+        fill(&a, &b, &db).await;
+        for id in IDS {
+            db.put(id, "new");
+        }
+        server.acl_default(&["-del"]).await;
+        assert!(a.delete::<String>("item", &0).await.is_err(), "DEL refused");
+        assert_eq!(a.pending_invalidations(), 1);
+        assert!(a.bus_healthy() && !a.circuit_open(), "Redis answers a");
+        let key = a.key_for::<String>("item", &0).unwrap();
+        let mut conn = server
+            .client()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let raw: Option<Vec<u8>> = redis::cmd("GET")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(
+            raw.is_some_and(|r| r.windows(3).any(|w| w == b"old")),
+            "the old value is in Redis"
+        );
+        for _ in 0..3 {
+            assert_eq!(load(&a, &db, 0).await, "new", "the pending key is bypassed");
+            assert_eq!(load(&a, &db, 1).await, "old", "only that key");
+        }
+        assert_eq!(a.pending_invalidations(), 1, "still pending");
+
+        server.acl_default(&["+del"]).await;
+        assert_eq!(a.flush_pending(Duration::from_secs(5)).await, 0);
+        assert_eq!(load(&a, &db, 0).await, "new");
+        wait_until("b converged", Duration::from_secs(5), async || {
+            load(&b, &db, 0).await == "new"
+        })
+        .await;
+    })
+    .await;
 }

@@ -4,7 +4,9 @@
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 use syn::visit::Visit;
-use syn::{FnArg, Ident, ItemFn, LitStr, Pat};
+use syn::{FnArg, Ident, ItemFn, LitStr, Pat, Signature};
+
+use crate::ctxt::Ctxt;
 
 /// Collects the identifiers a pattern binds.
 #[derive(Default)]
@@ -56,13 +58,8 @@ fn placeholders(route: &LitStr) -> syn::Result<Vec<String>> {
     Ok(names)
 }
 
-/// `{fn}_invalidate(<the handler's Path arguments>)`: formats `route` from the `Path`
-/// bindings and calls `invalidate_path(namespace, ..)`.
-pub(crate) fn companion(
-    item: &ItemFn,
-    namespace: &TokenStream,
-    route: &LitStr,
-) -> syn::Result<TokenStream> {
+/// The handler's `Path(..)` arguments and the names they bind.
+fn path_arguments(item: &ItemFn) -> (Vec<FnArg>, Vec<Ident>) {
     let mut inputs = Vec::new();
     let mut bound = Vec::new();
     for arg in &item.sig.inputs {
@@ -78,31 +75,51 @@ pub(crate) fn companion(
         bound.extend(b.0);
         inputs.push(arg.clone());
     }
-    for name in placeholders(route)? {
+    (inputs, bound)
+}
+
+/// `async fn {fn}_invalidate(<the handler's Path arguments>) -> Result<(), Error>`.
+pub(crate) fn signature(item: &ItemFn, krate: &TokenStream) -> Signature {
+    let (inputs, _) = path_arguments(item);
+    let name = format_ident!("{}_invalidate", item.sig.ident);
+    syn::parse_quote!(async fn #name(#(#inputs),*) -> ::core::result::Result<(), #krate::Error>)
+}
+
+/// `{fn}_invalidate(<the handler's Path arguments>)`: formats `route` from the `Path`
+/// bindings and calls `invalidate_path(namespace, ..)`. Problems go to `ctx`.
+pub(crate) fn companion(
+    item: &ItemFn,
+    namespace: &TokenStream,
+    route: &LitStr,
+    krate: &TokenStream,
+    ctx: &Ctxt,
+) -> TokenStream {
+    let (_, bound) = path_arguments(item);
+    for name in ctx.ok(placeholders(route)).unwrap_or_default() {
         if !bound.iter().any(|b| b == &name) {
-            return Err(syn::Error::new_spanned(
+            ctx.error_spanned_by(
                 route,
                 format!(
                     "`{{{name}}}` in `route` names no binding of the handler's `Path(..)` \
                      arguments; name the binding `{name}`, e.g. `Path({name}): Path<u64>`"
                 ),
-            ));
+            );
         }
     }
     let vis = &item.vis;
-    let name = format_ident!("{}_invalidate", item.sig.ident);
+    let sig = signature(item, krate);
     let doc = format!(
         "Drops every cached response of [`{}`] for these path parameters (route `{}`, any \
          query, any varied header), in every process sharing the cache.",
         item.sig.ident,
         route.value()
     );
-    Ok(quote! {
+    quote! {
         #[doc = #doc]
         #[allow(unused_variables, clippy::unused_async)]
-        #vis async fn #name(#(#inputs),*) {
+        #vis #sig {
             let __cache_path = ::std::format!(#route);
-            ::cache_runtime::http::invalidate_path(#namespace, &__cache_path).await
+            #krate::http::invalidate_path(#namespace, &__cache_path).await
         }
-    })
+    }
 }

@@ -7,18 +7,19 @@ use syn::spanned::Spanned;
 use syn::visit::Visit;
 use syn::{FnArg, Ident, ItemFn, Pat, ReturnType, Type};
 
+use crate::ctxt::Ctxt;
 use crate::options::Options;
 
 /// The value-caching mode chosen from the output type's shape.
-pub(crate) fn mode(ret: &Type, cache_none: bool) -> TokenStream {
+pub(crate) fn mode(krate: &TokenStream, ret: &Type, cache_none: bool) -> TokenStream {
     let last = match ret {
         Type::Path(p) if p.qself.is_none() => p.path.segments.last().map(|s| s.ident.to_string()),
         _ => None,
     };
     match last.as_deref() {
-        Some("Result") => quote!(::cache_runtime::__private::ResultMode),
-        Some("Option") if !cache_none => quote!(::cache_runtime::__private::OptionMode),
-        _ => quote!(::cache_runtime::__private::ValueMode),
+        Some("Result") => quote!(#krate::__private::ResultMode),
+        Some("Option") if !cache_none => quote!(#krate::__private::OptionMode),
+        _ => quote!(#krate::__private::ValueMode),
     }
 }
 
@@ -33,30 +34,31 @@ impl<'ast> Visit<'ast> for Bindings {
     }
 }
 
-/// Checks the signature and returns the expressions that form the default key.
-pub(crate) fn key_arguments(item: &ItemFn, opts: &Options) -> syn::Result<Vec<Ident>> {
+/// Checks the signature (recording each problem in `ctx`) and returns the arguments that form
+/// the default key.
+pub(crate) fn key_arguments(item: &ItemFn, opts: &Options, ctx: &Ctxt) -> Vec<Ident> {
     let mut keyed = Vec::new();
     let mut all_names = Vec::new();
     for arg in &item.sig.inputs {
         match arg {
             FnArg::Receiver(r) => {
                 if r.mutability.is_some() && r.reference.is_some() {
-                    return Err(syn::Error::new_spanned(
+                    ctx.error_spanned_by(
                         r,
                         "#[cached] cannot cache a method taking `&mut self`: on a hit the body does not run, \
                          so its changes to `self` would be silently skipped; take `&self`",
-                    ));
+                    );
                 }
             }
             FnArg::Typed(pt) => {
                 if let Type::Reference(r) = &*pt.ty
                     && r.mutability.is_some()
                 {
-                    return Err(syn::Error::new_spanned(
+                    ctx.error_spanned_by(
                         &pt.ty,
                         "#[cached] cannot cache a function taking `&mut` arguments: on a hit the body does \
                          not run, so the mutation would be silently skipped; take `&T` or an owned value",
-                    ));
+                    );
                 }
                 let mut bindings = Bindings::default();
                 bindings.visit_pat(&pt.pat);
@@ -68,22 +70,22 @@ pub(crate) fn key_arguments(item: &ItemFn, opts: &Options) -> syn::Result<Vec<Id
                         .first()
                         .map(|i| i.to_string())
                         .unwrap_or_else(|| "_".into());
-                    return Err(syn::Error::new_spanned(
+                    ctx.error_spanned_by(
                         &pt.ty,
                         format!(
                             "#[cached] cannot build a cache key from the `impl Trait` argument `{name}`: \
                              leave it out with `skip({name})`, or give the key yourself with `key = ...`"
                         ),
-                    ));
+                    );
                 }
                 if let Pat::Wild(_) = &*pt.pat
                     && opts.key.is_none()
                 {
-                    return Err(syn::Error::new_spanned(
+                    ctx.error_spanned_by(
                         &pt.pat,
                         "#[cached] cannot put a `_` argument in the key: give it a name (and `skip(name)` \
                          if it should not be part of the key)",
-                    ));
+                    );
                 }
                 for b in bindings.0 {
                     all_names.push(b.clone());
@@ -102,13 +104,13 @@ pub(crate) fn key_arguments(item: &ItemFn, opts: &Options) -> syn::Result<Vec<Id
             } else {
                 format!("its arguments are {}", names.join(", "))
             };
-            return Err(syn::Error::new_spanned(
+            ctx.error_spanned_by(
                 s,
                 format!("`skip({s})` names no argument of this function; {known}"),
-            ));
+            );
         }
     }
-    Ok(keyed)
+    keyed
 }
 
 fn contains_impl_trait(ty: &Type) -> bool {
@@ -126,6 +128,7 @@ fn contains_impl_trait(ty: &Type) -> bool {
 /// The `static` site of a function, and the nested `fn __cache_site` whose type name tells the
 /// runtime where the function is declared (module, `impl` type, trait): part of its key.
 pub(crate) fn site(item: &ItemFn, opts: &Options) -> TokenStream {
+    let krate = opts.krate();
     let fname = item.sig.ident.to_string();
     let function = item.sig.ident.unraw().to_string();
     let namespace = match &opts.namespace {
@@ -151,8 +154,8 @@ pub(crate) fn site(item: &ItemFn, opts: &Options) -> TokenStream {
         fn __cache_site() -> &'static str {
             ::core::any::type_name_of_val(&__cache_site)
         }
-        static __CACHE_SITE: ::cache_runtime::__private::Site =
-            ::cache_runtime::__private::Site::new(::cache_runtime::__private::SiteSpec {
+        static __CACHE_SITE: #krate::__private::Site =
+            #krate::__private::Site::new(#krate::__private::SiteSpec {
                 namespace: #namespace,
                 function: #function,
                 locate: __cache_site,
@@ -166,10 +169,53 @@ pub(crate) fn site(item: &ItemFn, opts: &Options) -> TokenStream {
     }
 }
 
-/// Rewrites a plain (non-handler) cached function and adds its `_invalidate` companion.
-pub(crate) fn expand(item: ItemFn, opts: Options) -> syn::Result<TokenStream> {
-    let keyed = key_arguments(&item, &opts)?;
-    opts.check_resilience()?;
+/// `tokens` with every token at `span`.
+fn respan(tokens: TokenStream, span: proc_macro2::Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut tt| {
+            if let proc_macro2::TokenTree::Group(g) = &tt {
+                let mut group = proc_macro2::Group::new(g.delimiter(), respan(g.stream(), span));
+                group.set_span(span);
+                tt = group.into();
+            } else {
+                tt.set_span(span);
+            }
+            tt
+        })
+        .collect()
+}
+
+/// The call `<path>::<mode, Ret, _>(<args>).await` of the runtime function that requires the
+/// output to be cacheable (`call`), spanned at the user's return type: an output that cannot
+/// be cached is reported there, once, with `Mode`'s message (its impls are
+/// `do_not_recommend`: not one raw error per trait).
+fn output_bound_call(
+    item: &ItemFn,
+    path: TokenStream,
+    mode: &TokenStream,
+    args: TokenStream,
+) -> TokenStream {
+    let ReturnType::Type(_, ty) = &item.sig.output else {
+        return quote!(#path::<#mode, (), _>(#args).await);
+    };
+    let span = ty.span();
+    let head = respan(quote!(#path::<#mode,), span);
+    let tail = respan(quote!(, _>), span);
+    let call = respan(quote!((#args).await), span);
+    quote!(#head #ty #tail #call)
+}
+
+/// Rewrites a plain (non-handler) cached function and adds its `_invalidate` companion; with
+/// errors in `ctx`, emits them next to the function unchanged instead.
+pub(crate) fn expand(item: ItemFn, opts: Options, ctx: Ctxt) -> TokenStream {
+    let keyed = key_arguments(&item, &opts, &ctx);
+    ctx.ok(opts.check_resilience());
+    let inv_sig = invalidate_signature(&item.sig, &opts.krate());
+    if ctx.has_errors() {
+        return fallback(&item, Some(inv_sig), ctx);
+    }
+    let krate = opts.krate();
     // A body that may go on, or start, after its caller has the answer must be
     // `Send + 'static`: only `timeout_ms` and `refresh_after` need that.
     let call_fn = if opts.timeout_ms.is_some() || opts.refresh_after.is_some() {
@@ -181,20 +227,26 @@ pub(crate) fn expand(item: ItemFn, opts: Options) -> syn::Result<TokenStream> {
         ReturnType::Default => syn::parse_quote!(()),
         ReturnType::Type(_, ty) => (**ty).clone(),
     };
-    let mode = mode(&ret, opts.cache_none);
+    let mode = mode(&krate, &ret, opts.cache_none);
     let site = site(&item, &opts);
     let key_expr = match &opts.key {
         Some(expr) => quote_spanned!(expr.span()=> &(#expr)),
         None => {
             // Each argument goes through `key_part`, spanned at the argument, so a type that
             // cannot be keyed is reported there.
-            let parts = keyed.iter().map(
-                |arg| quote_spanned!(arg.span()=> ::cache_runtime::__private::key_part(&#arg)),
-            );
+            let parts = keyed
+                .iter()
+                .map(|arg| respan(quote!(#krate::__private::key_part(&#arg)), arg.span()));
             quote!(&(#(#parts,)*))
         }
     };
-    let key_fn = quote!(::cache_runtime::__private::key::<#mode, #ret>);
+    let key_fn = quote!(#krate::__private::key::<#mode, #ret>);
+    let call = output_bound_call(
+        &item,
+        quote!(#krate::__private::#call_fn),
+        &mode,
+        quote!(&__CACHE_SITE, __cache_key, __cache_body),
+    );
     let ItemFn {
         attrs,
         vis,
@@ -204,25 +256,23 @@ pub(crate) fn expand(item: ItemFn, opts: Options) -> syn::Result<TokenStream> {
     let body = quote! {
         #site
         let __cache_key = #key_fn(&__CACHE_SITE, #key_expr);
-        ::cache_runtime::__private::#call_fn::<#mode, #ret, _>(&__CACHE_SITE, __cache_key, async move {
+        let __cache_body = async move {
             if let ::core::option::Option::Some(__ret) = ::core::option::Option::None::<#ret> {
                 return __ret;
             }
             let __ret: #ret = #block;
             #[allow(unreachable_code)]
             __ret
-        })
-        .await
+        };
+        #call
     };
-
-    let mut inv_sig = sig.clone();
-    inv_sig.ident = format_ident!("{}_invalidate", sig.ident);
-    inv_sig.output = ReturnType::Default;
     let doc = format!(
-        "Drops the cached result of [`{0}`] for these arguments, in every process sharing the cache.",
+        "Drops the cached result of [`{0}`] for these arguments, in every process sharing the cache. \
+         An error means not every process is guaranteed to have dropped it yet (see the crate \
+         docs' invalidation errors).",
         sig.ident
     );
-    Ok(quote! {
+    quote! {
         #(#attrs)*
         #vis #sig {
             #body
@@ -233,7 +283,39 @@ pub(crate) fn expand(item: ItemFn, opts: Options) -> syn::Result<TokenStream> {
         #vis #inv_sig {
             #site
             let __cache_key = #key_fn(&__CACHE_SITE, #key_expr);
-            ::cache_runtime::__private::invalidate(&__CACHE_SITE, __cache_key).await
+            #krate::__private::invalidate(&__CACHE_SITE, __cache_key).await
         }
-    })
+    }
+}
+
+/// The signature of the `_invalidate` companion: the function's arguments; the output of every
+/// invalidation, `Result<(), Error>`.
+fn invalidate_signature(sig: &syn::Signature, krate: &TokenStream) -> syn::Signature {
+    let mut inv_sig = sig.clone();
+    inv_sig.ident = format_ident!("{}_invalidate", sig.ident);
+    inv_sig.output = syn::parse_quote!(-> ::core::result::Result<(), #krate::Error>);
+    inv_sig.asyncness = Some(Default::default());
+    inv_sig
+}
+
+/// What is emitted when the attribute has errors (as tokio-macros does): the errors, the
+/// user's function unchanged, and a stand-in for its companion, so that no call of either
+/// adds an error of its own ("cannot find function ...").
+pub(crate) fn fallback(item: &ItemFn, companion: Option<syn::Signature>, ctx: Ctxt) -> TokenStream {
+    let errors = ctx.into_compile_errors();
+    let vis = &item.vis;
+    let companion = companion.map(|sig| {
+        quote! {
+            #[allow(unused_variables, unused_mut, dead_code, clippy::unused_async)]
+            #[doc(hidden)]
+            #vis #sig {
+                ::core::result::Result::Ok(())
+            }
+        }
+    });
+    quote! {
+        #errors
+        #item
+        #companion
+    }
 }

@@ -8,6 +8,7 @@ use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::{format_ident, quote};
 use syn::{FnArg, ItemFn, LitInt, LitStr, Pat, ReturnType, Type};
 
+use crate::ctxt::{Ctxt, skip_option};
 use crate::options::Options;
 
 /// Axum extractors that destructure (`Path(id): Path<u64>`): a plain cached function with
@@ -27,7 +28,7 @@ const EXTRACTORS: &[&str] = &[
 /// an extractor pattern of the same extractor type (`Path(id): Path<u64>`), or an
 /// `impl Trait` return type (never a storable value). Nothing else is inferred from names: a
 /// type of the user's called `State` is a plain argument.
-pub(crate) fn check_not_handler(item: &ItemFn) -> syn::Result<()> {
+pub(crate) fn check_not_handler(item: &ItemFn, ctx: &Ctxt) {
     const ADD: &str = "add `http` to cache it as an axum handler, keyed by the request: \
                        `#[cached(http, ...)]`";
     for arg in &item.sig.inputs {
@@ -45,28 +46,27 @@ pub(crate) fn check_not_handler(item: &ItemFn) -> syn::Result<()> {
             _ => false,
         };
         if EXTRACTORS.contains(&name.as_str()) && generic_same_type {
-            return Err(syn::Error::new_spanned(
+            ctx.error_spanned_by(
                 &pt.pat,
                 format!(
                     "`{}` is an axum extractor pattern: it cannot be part of a plain cached \
                      function's key; {ADD}",
                     quote::ToTokens::to_token_stream(&pt.pat)
                 ),
-            ));
+            );
         }
     }
     if let ReturnType::Type(_, ty) = &item.sig.output
         && let Type::ImplTrait(_) = &**ty
     {
-        return Err(syn::Error::new_spanned(
+        ctx.error_spanned_by(
             ty,
             format!(
                 "a plain cached function must return a storable type, not `impl Trait`; if \
                  this is an axum handler, {ADD}"
             ),
-        ));
+        );
     }
-    Ok(())
 }
 
 /// The parsed `http(...)` options.
@@ -96,6 +96,9 @@ const FRESHNESS: [&str; 4] = [
 
 const KNOWN: &str = "vary(\"header\", ...), public, private, status_header = \"...\", validate_only, allow_credentials, statuses(200, ...), max_age = N, s_maxage = N, stale_while_revalidate = N, stale_if_error = N, immutable, route = \"/items/{id}\"";
 
+/// The HTTP status codes `statuses(...)` takes.
+const HTTP_STATUSES: std::ops::RangeInclusive<u16> = 100..=599;
+
 fn is_token(s: &str) -> bool {
     !s.is_empty()
         && s.bytes()
@@ -103,83 +106,105 @@ fn is_token(s: &str) -> bool {
 }
 
 impl HttpOptions {
-    fn parse(tokens: TokenStream) -> syn::Result<Self> {
+    /// Parses the tokens inside `http(...)`, recording every bad option in `ctx`.
+    fn parse(tokens: TokenStream, ctx: &Ctxt) -> Self {
         let mut o = HttpOptions::default();
         // `vary("a", "b")` holds string literals, which `parse_nested_meta` cannot read: take
         // it out of the token stream first.
-        let tokens = o.take_vary(tokens)?;
+        let tokens = o.take_vary(tokens, ctx);
         let parser = syn::meta::parser(|meta| {
-            let path = &meta.path;
-            if path.is_ident("vary") {
-                Err(meta
-                    .error("`vary` takes a list of header names, e.g. `vary(\"accept-language\")`"))
-            } else if path.is_ident("public") || path.is_ident("private") {
-                if o.visibility.is_some() {
-                    return Err(meta.error("give one of `public` or `private`, not both"));
-                }
-                o.visibility = Some(path.is_ident("private"));
-                Ok(())
-            } else if path.is_ident("status_header") {
-                let lit: LitStr = meta.value()?.parse()?;
-                if !is_token(&lit.value()) {
-                    return Err(syn::Error::new_spanned(
-                        &lit,
-                        "`status_header` must be a header name, e.g. `status_header = \"X-Cache\"`",
-                    ));
-                }
-                o.status_header = Some(lit);
-                Ok(())
-            } else if path.is_ident("validate_only") {
-                o.validate_only = true;
-                Ok(())
-            } else if let Some(i) = FRESHNESS.iter().position(|n| path.is_ident(n)) {
-                let how = format!(
-                    "`{}` takes whole seconds, e.g. `{} = 30`",
-                    FRESHNESS[i], FRESHNESS[i]
-                );
-                let lit: LitInt = meta
-                    .value()?
-                    .parse()
-                    .map_err(|e| syn::Error::new(e.span(), &how))?;
-                o.freshness[i] = Some(
-                    lit.base10_parse()
-                        .map_err(|_| syn::Error::new_spanned(&lit, &how))?,
-                );
-                Ok(())
-            } else if path.is_ident("route") {
-                o.route = Some(meta.value()?.parse()?);
-                Ok(())
-            } else if path.is_ident("immutable") {
-                o.immutable = true;
-                Ok(())
-            } else if path.is_ident("allow_credentials") {
-                o.allow_credentials = true;
-                Ok(())
-            } else if path.is_ident("statuses") {
-                let content;
-                syn::parenthesized!(content in meta.input);
-                let lits = content.parse_terminated(|s| s.parse::<LitInt>(), syn::Token![,])?;
-                for lit in lits {
-                    let code: u16 = lit.base10_parse().unwrap_or(0);
-                    if !(100..=599).contains(&code) {
-                        return Err(syn::Error::new_spanned(
-                            &lit,
-                            "`statuses(...)` takes HTTP status codes (100 to 599), e.g. `statuses(200, 404)`",
-                        ));
-                    }
-                    o.statuses.push(code);
-                }
-                Ok(())
-            } else {
-                Err(meta.error(format!("unknown `http` option; expected one of: {KNOWN}")))
+            let input = meta.input;
+            if let Err(e) = o.option(meta) {
+                ctx.syn_error(e);
+                skip_option(input);
             }
+            Ok(())
         });
-        syn::parse::Parser::parse2(parser, tokens)?;
-        Ok(o)
+        ctx.ok(syn::parse::Parser::parse2(parser, tokens));
+        o
+    }
+
+    /// Parses one option.
+    fn option(&mut self, meta: syn::meta::ParseNestedMeta<'_>) -> syn::Result<()> {
+        let path = &meta.path;
+        if path.is_ident("vary") {
+            Err(meta.error("`vary` takes a list of header names, e.g. `vary(\"accept-language\")`"))
+        } else if path.is_ident("public") || path.is_ident("private") {
+            if self.visibility.is_some() {
+                return Err(meta.error("give one of `public` or `private`, not both"));
+            }
+            self.visibility = Some(path.is_ident("private"));
+            Ok(())
+        } else if path.is_ident("status_header") {
+            let lit: LitStr = meta.value()?.parse()?;
+            if !is_token(&lit.value()) {
+                return Err(syn::Error::new_spanned(
+                    &lit,
+                    "`status_header` must be a header name, e.g. `status_header = \"X-Cache\"`",
+                ));
+            }
+            self.status_header = Some(lit);
+            Ok(())
+        } else if let Some(i) = FRESHNESS.iter().position(|n| path.is_ident(n)) {
+            let how = format!(
+                "`{}` takes whole seconds, e.g. `{} = 30`",
+                FRESHNESS[i], FRESHNESS[i]
+            );
+            let lit: LitInt = meta
+                .value()?
+                .parse()
+                .map_err(|e| syn::Error::new(e.span(), &how))?;
+            self.freshness[i] = Some(
+                lit.base10_parse()
+                    .map_err(|_| syn::Error::new_spanned(&lit, &how))?,
+            );
+            Ok(())
+        } else if path.is_ident("route") {
+            self.route = Some(meta.value()?.parse()?);
+            Ok(())
+        } else if path.is_ident("statuses") {
+            self.statuses(&meta)
+        } else if let Some(flag) = self.flag(path) {
+            *flag = true;
+            Ok(())
+        } else {
+            Err(meta.error(format!("unknown `http` option; expected one of: {KNOWN}")))
+        }
+    }
+
+    /// The flag options (`immutable`, ...): the field `path` names.
+    fn flag(&mut self, path: &syn::Path) -> Option<&mut bool> {
+        if path.is_ident("validate_only") {
+            Some(&mut self.validate_only)
+        } else if path.is_ident("immutable") {
+            Some(&mut self.immutable)
+        } else if path.is_ident("allow_credentials") {
+            Some(&mut self.allow_credentials)
+        } else {
+            None
+        }
+    }
+
+    /// `statuses(200, 404)`.
+    fn statuses(&mut self, meta: &syn::meta::ParseNestedMeta<'_>) -> syn::Result<()> {
+        let content;
+        syn::parenthesized!(content in meta.input);
+        let lits = content.parse_terminated(|s| s.parse::<LitInt>(), syn::Token![,])?;
+        for lit in lits {
+            let code: u16 = lit.base10_parse().unwrap_or(0);
+            if !HTTP_STATUSES.contains(&code) {
+                return Err(syn::Error::new_spanned(
+                    &lit,
+                    "`statuses(...)` takes HTTP status codes (100 to 599), e.g. `statuses(200, 404)`",
+                ));
+            }
+            self.statuses.push(code);
+        }
+        Ok(())
     }
 
     /// Removes `vary(...)` from `tokens`, parsing its literals.
-    fn take_vary(&mut self, tokens: TokenStream) -> syn::Result<TokenStream> {
+    fn take_vary(&mut self, tokens: TokenStream, ctx: &Ctxt) -> TokenStream {
         let mut out = Vec::new();
         let mut iter = tokens.into_iter().peekable();
         while let Some(tt) = iter.next() {
@@ -198,15 +223,16 @@ impl HttpOptions {
                         e.span(),
                         "`vary(...)` takes header names as strings, e.g. `vary(\"accept-language\")`",
                     )
-                })?;
-                for lit in lits {
-                    if !is_token(&lit.value()) {
-                        return Err(syn::Error::new_spanned(
+                });
+                for lit in ctx.ok(lits).into_iter().flatten() {
+                    if is_token(&lit.value()) {
+                        self.vary.push(lit);
+                    } else {
+                        ctx.error_spanned_by(
                             &lit,
                             "not a header name; `vary(...)` takes names such as \"accept-language\"",
-                        ));
+                        );
                     }
-                    self.vary.push(lit);
                 }
                 // Drop the comma that followed, if any.
                 if matches!(iter.peek(), Some(TokenTree::Punct(p)) if p.as_char() == ',') {
@@ -216,7 +242,7 @@ impl HttpOptions {
             }
             out.push(tt);
         }
-        Ok(out.into_iter().collect())
+        out.into_iter().collect()
     }
 }
 
@@ -228,11 +254,12 @@ fn option_span(attr: &TokenStream, name: &str) -> Option<Span> {
     })
 }
 
-/// Expands `#[cached]` on an axum handler.
-pub(crate) fn expand(item: ItemFn, opts: Options, attr: &TokenStream) -> syn::Result<TokenStream> {
-    check(&item, &opts, attr)?;
-    let http = HttpOptions::parse(opts.http.clone().unwrap_or_default())?;
-
+/// Expands `#[cached]` on an axum handler; with errors in `ctx`, emits them next to the
+/// handler unchanged instead.
+pub(crate) fn expand(item: ItemFn, opts: Options, attr: &TokenStream, ctx: Ctxt) -> TokenStream {
+    check(&item, &opts, attr, &ctx);
+    let http = HttpOptions::parse(opts.http.clone().unwrap_or_default(), &ctx);
+    let krate = opts.krate();
     let namespace = match &opts.namespace {
         Some(ns) => quote!(#ns),
         None => {
@@ -240,6 +267,17 @@ pub(crate) fn expand(item: ItemFn, opts: Options, attr: &TokenStream) -> syn::Re
             quote!(::core::concat!(::core::module_path!(), "::", #fname))
         }
     };
+    let companion = http
+        .route
+        .as_ref()
+        .map(|route| crate::companion::companion(&item, &namespace, route, &krate, &ctx));
+    if ctx.has_errors() {
+        let stub = http
+            .route
+            .as_ref()
+            .map(|_| crate::companion::signature(&item, &krate));
+        return crate::expand::fallback(&item, stub, ctx);
+    }
     let site = site(&item, &opts, &http);
     // A refresh finishes in the background with the request's handler future: it must be
     // `Send + 'static` (axum handlers taking their extractors by value are).
@@ -248,11 +286,6 @@ pub(crate) fn expand(item: ItemFn, opts: Options, attr: &TokenStream) -> syn::Re
     } else {
         format_ident!("serve")
     };
-    let companion = match &http.route {
-        Some(route) => crate::companion::companion(&item, &namespace, route)?,
-        None => TokenStream::new(),
-    };
-
     let ItemFn {
         attrs,
         vis,
@@ -261,12 +294,33 @@ pub(crate) fn expand(item: ItemFn, opts: Options, attr: &TokenStream) -> syn::Re
     } = &item;
     let mut inner_sig = sig.clone();
     inner_sig.ident = format_ident!("__cached_handler");
+    let (outer_sig, arg_names) = outer_signature(sig, &krate);
+    quote! {
+        #(#attrs)*
+        #vis #outer_sig {
+            #[allow(clippy::unused_async)]
+            #inner_sig #block
+            #krate::__private::http::require_axum_feature::<()>();
+            #site
+            #krate::__private::http::#serve(&__CACHE_HTTP_SITE, __cache_request, async move {
+                #krate::__private::http::into_response(__cached_handler(#(#arg_names),*).await)
+            })
+            .await
+        }
+
+        #companion
+    }
+}
+
+/// The handler axum calls: the user's extractors (renamed `__cache_argN`, returned in order)
+/// after one more, the request's parts, and a response as output.
+fn outer_signature(sig: &syn::Signature, krate: &TokenStream) -> (syn::Signature, Vec<syn::Ident>) {
     let mut outer_sig = sig.clone();
     let mut arg_names = Vec::new();
     let mut outer_inputs: syn::punctuated::Punctuated<FnArg, syn::Token![,]> =
         syn::punctuated::Punctuated::new();
     outer_inputs.push(syn::parse_quote!(
-        __cache_request: ::cache_runtime::__private::http::RequestParts
+        __cache_request: #krate::__private::http::RequestParts
     ));
     for (i, arg) in sig.inputs.iter().enumerate() {
         if let FnArg::Typed(pt) = arg {
@@ -277,27 +331,13 @@ pub(crate) fn expand(item: ItemFn, opts: Options, attr: &TokenStream) -> syn::Re
         }
     }
     outer_sig.inputs = outer_inputs;
-    outer_sig.output = syn::parse_quote!(-> ::cache_runtime::__private::http::Response);
-
-    Ok(quote! {
-        #(#attrs)*
-        #vis #outer_sig {
-            #[allow(clippy::unused_async)]
-            #inner_sig #block
-            ::cache_runtime::__private::http::require_axum_feature::<()>();
-            #site
-            ::cache_runtime::__private::http::#serve(&__CACHE_HTTP_SITE, __cache_request, async move {
-                ::cache_runtime::__private::http::into_response(__cached_handler(#(#arg_names),*).await)
-            })
-            .await
-        }
-
-        #companion
-    })
+    outer_sig.output = syn::parse_quote!(-> #krate::__private::http::Response);
+    (outer_sig, arg_names)
 }
 
 /// The `static` site of a handler: its [`HandlerSpec`] from the options.
 fn site(item: &ItemFn, opts: &Options, http: &HttpOptions) -> TokenStream {
+    let krate = opts.krate();
     let fname = item.sig.ident.to_string();
     let namespace = match &opts.namespace {
         Some(ns) => quote!(#ns),
@@ -311,12 +351,12 @@ fn site(item: &ItemFn, opts: &Options, http: &HttpOptions) -> TokenStream {
     let visibility = match http.visibility {
         Some(true) => {
             quote!(::core::option::Option::Some(
-                ::cache_runtime::__private::http::Visibility::Private
+                #krate::__private::http::Visibility::Private
             ))
         }
         Some(false) => {
             quote!(::core::option::Option::Some(
-                ::cache_runtime::__private::http::Visibility::Public
+                #krate::__private::http::Visibility::Public
             ))
         }
         None => quote!(::core::option::Option::None),
@@ -339,9 +379,9 @@ fn site(item: &ItemFn, opts: &Options, http: &HttpOptions) -> TokenStream {
     };
     let (stale, refresh_after) = (opt(opts.stale), opt(opts.refresh_after));
     quote! {
-    static __CACHE_HTTP_SITE: ::cache_runtime::__private::http::HttpSite =
-        ::cache_runtime::__private::http::HttpSite::new(
-            ::cache_runtime::__private::http::HandlerSpec {
+    static __CACHE_HTTP_SITE: #krate::__private::http::HttpSite =
+        #krate::__private::http::HttpSite::new(
+            #krate::__private::http::HandlerSpec {
                 namespace: #namespace,
                 function: #fname,
                 ttl_secs: #ttl,
@@ -351,7 +391,7 @@ fn site(item: &ItemFn, opts: &Options, http: &HttpOptions) -> TokenStream {
                 validate_only: #validate_only,
                 allow_credentials: #allow_credentials,
                 statuses: &[#(#statuses),*],
-                freshness: ::cache_runtime::__private::http::Freshness {
+                freshness: #krate::__private::http::Freshness {
                     max_age: #max_age,
                     s_maxage: #s_maxage,
                     stale_while_revalidate: #swr,
@@ -366,50 +406,46 @@ fn site(item: &ItemFn, opts: &Options, http: &HttpOptions) -> TokenStream {
 }
 
 /// Refuses the options and shapes that do not apply to a handler.
-fn check(item: &ItemFn, opts: &Options, attr: &TokenStream) -> syn::Result<()> {
+fn check(item: &ItemFn, opts: &Options, attr: &TokenStream, ctx: &Ctxt) {
     let on_handler = "on an axum handler the cache key is the request (method, path, query and \
                       the headers in `http(vary(...))`), never the arguments";
     if let Some(key) = &opts.key {
-        return Err(syn::Error::new_spanned(
-            key,
-            format!("{on_handler}: remove `key = ...`"),
-        ));
+        ctx.error_spanned_by(key, format!("{on_handler}: remove `key = ...`"));
     }
     if let Some(skip) = opts.skip.first() {
-        return Err(syn::Error::new_spanned(
+        ctx.error_spanned_by(
             skip,
             format!("{on_handler}: extractors are never part of the key, remove `skip(...)`"),
-        ));
+        );
     }
     let span = |name| option_span(attr, name).unwrap_or_else(|| item.sig.ident.span());
     if opts.cache_none {
-        return Err(syn::Error::new(
+        ctx.error_at(
             span("cache_none"),
             "`cache_none` does not apply to an axum handler: responses are cached by status \
              code; use `http(statuses(...))`",
-        ));
+        );
     }
     if opts.version != 0 {
-        return Err(syn::Error::new(
+        ctx.error_at(
             span("version"),
             "`version` does not apply to an axum handler: responses are keyed by URL; after a \
              change of the response format use another `namespace` or call \
              `cache_runtime::invalidate_namespace`",
-        ));
+        );
     }
     if let Some((_, span)) = opts.timeout_ms {
-        return Err(syn::Error::new(
+        ctx.error_at(
             span,
             "`timeout_ms` does not apply to an axum handler (a request is never answered before \
              its handler ends); remove it, and use `stale = N` and `refresh_after = N`",
-        ));
+        );
     }
-    opts.check_resilience()?;
+    ctx.ok(opts.check_resilience());
     if let Some(FnArg::Receiver(r)) = item.sig.inputs.first() {
-        return Err(syn::Error::new_spanned(
+        ctx.error_spanned_by(
             r,
             "an axum handler is a free `async fn`; move it out of the `impl` block",
-        ));
+        );
     }
-    Ok(())
 }

@@ -1,7 +1,11 @@
 //! Parsing of the attribute's options: `#[cached(expire = 60, namespace = "user", ...)]`.
 
+use proc_macro2::TokenStream;
+use quote::quote;
 use syn::meta::ParseNestedMeta;
 use syn::{Expr, Ident, LitInt, LitStr};
+
+use crate::ctxt::{Ctxt, skip_option};
 
 /// The parsed options.
 #[derive(Default)]
@@ -20,10 +24,29 @@ pub(crate) struct Options {
     pub(crate) timeout_ms: Option<(u64, proc_macro2::Span)>,
     /// `refresh_after = N` seconds.
     pub(crate) refresh_after: Option<(u64, proc_macro2::Span)>,
+    /// `crate = "path"` (or `crate = path`): where `cache_runtime` is, for crates that
+    /// re-export it.
+    pub(crate) krate: Option<syn::Path>,
 }
 
-const KNOWN: &str =
-    "expire, namespace, key, skip, version, cache_none, http, stale, timeout_ms, refresh_after";
+const KNOWN: &str = "expire, namespace, key, skip, version, cache_none, http, stale, timeout_ms, \
+                     refresh_after, crate";
+
+/// Parses the attribute's options, recording every bad one in `ctx` and going on with the
+/// next: one compile run shows them all.
+pub(crate) fn parse(attr: TokenStream, ctx: &Ctxt) -> Options {
+    let mut opts = Options::default();
+    let parser = syn::meta::parser(|meta| {
+        let input = meta.input;
+        if let Err(e) = opts.parse_meta(meta) {
+            ctx.syn_error(e);
+            skip_option(input);
+        }
+        Ok(())
+    });
+    ctx.ok(syn::parse::Parser::parse2(parser, attr));
+    opts
+}
 
 /// Options that users reach for by another name, and the one we have.
 const ALIASES: &[(&str, &str)] = &[
@@ -42,63 +65,17 @@ const ALIASES: &[(&str, &str)] = &[
 impl Options {
     pub(crate) fn parse_meta(&mut self, meta: ParseNestedMeta<'_>) -> syn::Result<()> {
         let path = &meta.path;
-        let seen = match path.get_ident().map(|i| i.to_string()).as_deref() {
-            Some("expire") => self.expire.is_some(),
-            Some("namespace") => self.namespace.is_some(),
-            Some("key") => self.key.is_some(),
-            Some("skip") => !self.skip.is_empty(),
-            Some("version") => self.version != 0,
-            Some("cache_none") => self.cache_none,
-            Some("http") => self.http.is_some(),
-            Some("stale") => self.stale.is_some(),
-            Some("timeout_ms") => self.timeout_ms.is_some(),
-            Some("refresh_after") => self.refresh_after.is_some(),
-            _ => false,
-        };
-        if seen {
+        if self.given(path) {
             return Err(meta.error("this option is given twice; keep one"));
         }
         if path.is_ident("expire") {
-            let lit: LitInt = meta.value()?.parse().map_err(|e| {
-                syn::Error::new(e.span(), "`expire` takes whole seconds, e.g. `expire = 60`")
-            })?;
-            let secs: u64 = lit.base10_parse().map_err(|_| {
-                syn::Error::new_spanned(&lit, "`expire` takes whole seconds, e.g. `expire = 60`")
-            })?;
-            if secs == 0 {
-                return Err(syn::Error::new_spanned(
-                    &lit,
-                    "`expire = 0` would cache nothing; remove `expire` for no TTL, or give seconds > 0",
-                ));
-            }
-            self.expire = Some(secs);
+            self.expire = Some(expire(&meta)?);
         } else if path.is_ident("namespace") {
-            let lit: LitStr = meta.value()?.parse().map_err(|e| {
-                syn::Error::new(
-                    e.span(),
-                    "`namespace` takes a string, e.g. `namespace = \"user\"`",
-                )
-            })?;
-            if lit.value().is_empty() || lit.value().contains(char::is_whitespace) {
-                return Err(syn::Error::new_spanned(
-                    &lit,
-                    "a namespace must be non-empty and contain no whitespace",
-                ));
-            }
-            self.namespace = Some(lit);
+            self.namespace = Some(namespace(&meta)?);
         } else if path.is_ident("key") {
             self.key = Some(meta.value()?.parse()?);
         } else if path.is_ident("skip") {
-            meta.parse_nested_meta(|inner| {
-                let ident = inner.path.get_ident().cloned().ok_or_else(|| {
-                    syn::Error::new_spanned(
-                        &inner.path,
-                        "`skip(...)` takes argument names, e.g. `skip(db, client)`",
-                    )
-                })?;
-                self.skip.push(ident);
-                Ok(())
-            })?;
+            self.parse_skip(&meta)?;
         } else if path.is_ident("version") {
             const HOW: &str = "`version` takes a whole number, e.g. `version = 2`";
             let lit: LitInt = meta
@@ -124,6 +101,8 @@ impl Options {
                 "refresh_after",
                 "seconds below `expire`, e.g. `refresh_after = 45`",
             )?);
+        } else if path.is_ident("crate") {
+            self.krate = Some(crate_path(&meta)?);
         } else if path.is_ident("http") {
             if meta.input.peek(syn::token::Paren) {
                 let content;
@@ -133,20 +112,117 @@ impl Options {
                 self.http = Some(proc_macro2::TokenStream::new());
             }
         } else {
-            let name = path
-                .get_ident()
-                .map(|i| i.to_string())
-                .unwrap_or_else(|| "this".into());
-            let hint = ALIASES
-                .iter()
-                .find(|(alias, _)| *alias == name)
-                .map(|(_, ours)| format!(": use {ours} instead"))
-                .unwrap_or_default();
-            return Err(meta.error(format!(
-                "unknown #[cached] option `{name}`{hint}; the options are: {KNOWN}"
-            )));
+            return Err(unknown(&meta));
         }
         Ok(())
+    }
+
+    /// Whether the option `path` names was given already.
+    fn given(&self, path: &syn::Path) -> bool {
+        match path.get_ident().map(|i| i.to_string()).as_deref() {
+            Some("expire") => self.expire.is_some(),
+            Some("namespace") => self.namespace.is_some(),
+            Some("key") => self.key.is_some(),
+            Some("skip") => !self.skip.is_empty(),
+            Some("version") => self.version != 0,
+            Some("cache_none") => self.cache_none,
+            Some("http") => self.http.is_some(),
+            Some("stale") => self.stale.is_some(),
+            Some("timeout_ms") => self.timeout_ms.is_some(),
+            Some("refresh_after") => self.refresh_after.is_some(),
+            Some("crate") => self.krate.is_some(),
+            _ => false,
+        }
+    }
+
+    /// `skip(arg, ...)`.
+    fn parse_skip(&mut self, meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
+        meta.parse_nested_meta(|inner| {
+            let ident = inner.path.get_ident().cloned().ok_or_else(|| {
+                syn::Error::new_spanned(
+                    &inner.path,
+                    "`skip(...)` takes argument names, e.g. `skip(db, client)`",
+                )
+            })?;
+            self.skip.push(ident);
+            Ok(())
+        })
+    }
+}
+
+/// `expire = N`: whole seconds above 0.
+fn expire(meta: &ParseNestedMeta<'_>) -> syn::Result<u64> {
+    let lit: LitInt = meta.value()?.parse().map_err(|e| {
+        syn::Error::new(e.span(), "`expire` takes whole seconds, e.g. `expire = 60`")
+    })?;
+    let secs: u64 = lit.base10_parse().map_err(|_| {
+        syn::Error::new_spanned(&lit, "`expire` takes whole seconds, e.g. `expire = 60`")
+    })?;
+    if secs == 0 {
+        return Err(syn::Error::new_spanned(
+            &lit,
+            "`expire = 0` would cache nothing; remove `expire` for no TTL, or give seconds > 0",
+        ));
+    }
+    Ok(secs)
+}
+
+/// `namespace = "..."`: non-empty, no whitespace.
+fn namespace(meta: &ParseNestedMeta<'_>) -> syn::Result<LitStr> {
+    let lit: LitStr = meta.value()?.parse().map_err(|e| {
+        syn::Error::new(
+            e.span(),
+            "`namespace` takes a string, e.g. `namespace = \"user\"`",
+        )
+    })?;
+    if lit.value().is_empty() || lit.value().contains(char::is_whitespace) {
+        return Err(syn::Error::new_spanned(
+            &lit,
+            "a namespace must be non-empty and contain no whitespace",
+        ));
+    }
+    Ok(lit)
+}
+
+/// The error of an unknown option, naming ours when it is a known alias.
+fn unknown(meta: &ParseNestedMeta<'_>) -> syn::Error {
+    let name = meta
+        .path
+        .get_ident()
+        .map(|i| i.to_string())
+        .unwrap_or_else(|| "this".into());
+    let hint = ALIASES
+        .iter()
+        .find(|(alias, _)| *alias == name)
+        .map(|(_, ours)| format!(": use {ours} instead"))
+        .unwrap_or_default();
+    meta.error(format!(
+        "unknown #[cached] option `{name}`{hint}; the options are: {KNOWN}"
+    ))
+}
+
+/// `crate = "path"` (as serde and tokio take it) or `crate = path`.
+fn crate_path(meta: &ParseNestedMeta<'_>) -> syn::Result<syn::Path> {
+    const HOW: &str = "`crate` takes the path through which this crate reaches cache_runtime, \
+                       e.g. `crate = \"my_lib::cache_runtime\"`";
+    let value = meta.value()?;
+    if value.peek(LitStr) {
+        let lit: LitStr = value.parse()?;
+        lit.parse_with(syn::Path::parse_mod_style)
+            .map_err(|_| syn::Error::new_spanned(&lit, HOW))
+    } else {
+        syn::Path::parse_mod_style(value).map_err(|e| syn::Error::new(e.span(), HOW))
+    }
+}
+
+impl Options {
+    /// The path of the runtime crate every emitted path goes through: `::cache_runtime`
+    /// unless `crate = ...` says otherwise.
+    pub(crate) fn krate(&self) -> TokenStream {
+        match &self.krate {
+            Some(path) => quote!(#path),
+            None => quote!(::cache_runtime),
+        }
     }
 }
 

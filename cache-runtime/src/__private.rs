@@ -22,6 +22,9 @@ pub struct ResultMode;
 /// Caches `Some` values of an `Option`; `None` is returned and not stored.
 pub struct OptionMode;
 
+// Not looked into by error messages: an uncacheable output is reported as `Mode`'s one
+// message, not as one raw error per missing trait.
+#[diagnostic::do_not_recommend]
 impl<T: CacheValue> Mode<T> for ValueMode {
     type Value = T;
     fn cacheable(output: &T) -> Option<&T> {
@@ -32,6 +35,9 @@ impl<T: CacheValue> Mode<T> for ValueMode {
     }
 }
 
+// Not looked into by error messages: an uncacheable output is reported as `Mode`'s one
+// message, not as one raw error per missing trait.
+#[diagnostic::do_not_recommend]
 impl<T: CacheValue, E> Mode<Result<T, E>> for ResultMode {
     type Value = T;
     fn cacheable(output: &Result<T, E>) -> Option<&T> {
@@ -42,6 +48,9 @@ impl<T: CacheValue, E> Mode<Result<T, E>> for ResultMode {
     }
 }
 
+// Not looked into by error messages: an uncacheable output is reported as `Mode`'s one
+// message, not as one raw error per missing trait.
+#[diagnostic::do_not_recommend]
 impl<T: CacheValue> Mode<Option<T>> for OptionMode {
     type Value = T;
     fn cacheable(output: &Option<T>) -> Option<&T> {
@@ -50,6 +59,24 @@ impl<T: CacheValue> Mode<Option<T>> for OptionMode {
     fn from_value(value: T) -> Option<T> {
         Some(value)
     }
+}
+
+/// The value type a mode caches for an output, whatever its traits: building a key needs only
+/// its type (for the type tag), so [`key`] does not require the output to be cacheable and an
+/// uncacheable output is reported once, by [`call`] (see `Mode`'s message), not also by every
+/// key built for it.
+pub trait ValueOf<O> {
+    /// The same type as `Mode<O>::Value`.
+    type Value: ?Sized + 'static;
+}
+impl<T: 'static> ValueOf<T> for ValueMode {
+    type Value = T;
+}
+impl<T: 'static, E> ValueOf<Result<T, E>> for ResultMode {
+    type Value = T;
+}
+impl<T: 'static> ValueOf<Option<T>> for OptionMode {
+    type Value = T;
 }
 
 /// What the macro knows about a cached function.
@@ -112,7 +139,7 @@ impl Site {
         if let Some(state) = self.state.get() {
             return Some(state);
         }
-        let Some(cache) = crate::global() else {
+        let Some(cache) = crate::global_cache() else {
             if !WARNED_UNINIT.swap(true, Ordering::Relaxed) {
                 tracing::warn!(
                     function = self.spec.function,
@@ -147,7 +174,7 @@ impl Site {
         opts
     }
 
-    fn make_head<V: 'static>(&self, state: &SiteState) -> (String, [u8; 4], TypeId) {
+    fn make_head<V: ?Sized + 'static>(&self, state: &SiteState) -> (String, [u8; 4], TypeId) {
         let tag = type_tag_bytes::<V>();
         let head = key::function_head(&state.stem, &key::hex(&tag));
         (head, tag, TypeId::of::<V>())
@@ -155,7 +182,7 @@ impl Site {
 }
 
 /// Builds the key of one call from its key arguments.
-pub fn key<M: Mode<O>, O>(site: &'static Site, args: &(impl Serialize + ?Sized)) -> CallKey {
+pub fn key<M: ValueOf<O>, O>(site: &'static Site, args: &(impl Serialize + ?Sized)) -> CallKey {
     let Some(state) = site.state() else {
         return CallKey(None);
     };
@@ -252,12 +279,17 @@ where
         .await
 }
 
-/// Invalidates the entry of one call's arguments (the generated `<fn>_invalidate`).
-pub async fn invalidate(site: &'static Site, key: CallKey) {
-    let (Some(state), CallKey(Some((key, _)))) = (site.state.get(), key) else {
-        return;
+/// Invalidates the entry of one call's arguments (the generated `<fn>_invalidate`): see the
+/// crate docs' error convention. A key that could not be built is `Ok`: that call runs
+/// uncached.
+pub async fn invalidate(site: &'static Site, key: CallKey) -> Result<(), crate::Error> {
+    let Some(state) = site.state.get() else {
+        return Err(crate::Error::NotInitialized);
     };
-    let _ = state.cache.invalidate_key_in(&state.namespace, &key).await;
+    let CallKey(Some((key, _))) = key else {
+        return Ok(());
+    };
+    state.cache.invalidate_key_in(&state.namespace, &key).await
 }
 
 /// Serializes a key expression given with `key = ...`.

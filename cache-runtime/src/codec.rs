@@ -1,6 +1,6 @@
 //! Codecs turn values into the bytes stored in Redis and back.
 //!
-//! [`Bincode`] (bincode 2 over serde) is the default: compact and fast. `Json` (feature
+//! `Bincode` (bincode 2 over serde) is the default: compact and fast. `Json` (feature
 //! `json`) is readable in `redis-cli` and tolerant of added fields. The in-memory backend stores
 //! typed values and never runs a codec on a hit.
 
@@ -66,14 +66,19 @@ impl Codec for Json {
     }
 }
 
-/// Which [`Codec`] a cache uses; chosen with [`crate::Config::codec`].
+/// The format of values stored in Redis; chosen with [`crate::Config::codec`].
+///
+/// ```
+/// let config = cache_runtime::Config::memory().codec(cache_runtime::CodecKind::Bincode);
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CodecKind {
-    /// [`Bincode`], the default.
+    /// bincode 2 through serde: compact and fast. The default.
     #[default]
     Bincode,
-    /// [`Json`] (feature `json`).
+    /// JSON through `serde_json` (feature `json`): readable in `redis-cli`, tolerant of added
+    /// fields.
     #[cfg(feature = "json")]
     Json,
 }
@@ -156,5 +161,34 @@ mod tests {
         );
         out.push(0);
         assert!(Bincode::decode::<(String, u32)>(&out).is_err());
+    }
+
+    #[test]
+    fn each_kind_encodes_with_its_own_codec_and_id() {
+        let mut out = Vec::new();
+        CodecKind::Bincode
+            .encode_into(&("abc", 7u32), &mut out)
+            .unwrap();
+        assert_eq!(
+            CodecKind::Bincode.decode::<(String, u32)>(&out).unwrap(),
+            ("abc".into(), 7)
+        );
+        assert_eq!(CodecKind::Bincode.id(), Bincode::ID);
+        #[cfg(feature = "json")]
+        {
+            let mut json = Vec::new();
+            CodecKind::Json
+                .encode_into(&("abc", 7u32), &mut json)
+                .unwrap();
+            assert_eq!(json, br#"["abc",7]"#);
+            assert_eq!(
+                CodecKind::Json.decode::<(String, u32)>(&json).unwrap(),
+                ("abc".into(), 7)
+            );
+            assert!(CodecKind::Json.decode::<(String, u32)>(b"[1]").is_err());
+            // Envelopes tell the codecs apart by these ids: they must differ.
+            assert_eq!(CodecKind::Json.id(), Json::ID);
+            assert_ne!(CodecKind::Json.id(), CodecKind::Bincode.id());
+        }
     }
 }

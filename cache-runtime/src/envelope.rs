@@ -52,6 +52,7 @@ pub(crate) fn start(
 /// Bytes 4 to 24 (1-based) of a valid entry's envelope for this codec, type and generations:
 /// what the fill-lease script compares to recognise an entry it must not overwrite.
 pub(crate) fn identity(codec: u8, type_tag: [u8; 4], gens: Gens) -> [u8; 21] {
+    let gens = gens.stored();
     let mut out = [0u8; 21];
     out[0] = codec;
     out[1..5].copy_from_slice(&type_tag);
@@ -109,6 +110,21 @@ mod tests {
             (1, [1, 2, 3, 4], 100, 200)
         );
         assert_eq!(env.payload, b"abc");
+    }
+
+    #[test]
+    fn identity_is_what_a_stored_header_holds_at_bytes_4_to_24() {
+        for path in [0, 5] {
+            let gens = Gens {
+                namespace: 3,
+                all: 9,
+                path,
+            };
+            let header = start(2, [1, 2, 3, 4], gens, 100, 200, 0);
+            assert_eq!(header[3..24], identity(2, [1, 2, 3, 4], gens));
+            let other = Gens { all: 10, ..gens };
+            assert_ne!(header[3..24], identity(2, [1, 2, 3, 4], other));
+        }
     }
 
     #[test]

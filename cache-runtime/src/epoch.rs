@@ -115,4 +115,35 @@ mod tests {
         assert!(!epochs.is_current(t));
         assert!(epochs.is_current(epochs.ticket("a")));
     }
+
+    #[test]
+    fn keys_spread_over_the_stripes() {
+        // A bump retires every key of its stripe: spread matters for the hit ratio (not for
+        // correctness). 1,000 keys over 4,096 stripes land on well over 800 distinct ones.
+        let stripes: std::collections::HashSet<usize> = (0..1_000)
+            .map(|i| stripe_of(&format!("fn:app:key{i}")))
+            .collect();
+        assert!(stripes.len() > 800, "{} distinct stripes", stripes.len());
+        let epochs = KeyEpochs::default();
+        let other = (0..100)
+            .map(|i| format!("k{i}"))
+            .find(|k| stripe_of(k) != stripe_of("a"))
+            .unwrap();
+        let t = epochs.ticket(&other);
+        epochs.bump("a");
+        assert!(epochs.is_current(t), "a bump of another stripe's key");
+    }
+
+    #[test]
+    fn stamps_differ_by_path_and_solo_ones_match_nothing() {
+        let epochs = KeyEpochs::default();
+        let base = Stamp::new(epochs.ticket("k"), 1, 1);
+        assert_eq!(base.with_path(3), base.with_path(3));
+        assert_ne!(base.with_path(3), base.with_path(4));
+        assert_ne!(base.with_path(3), base);
+        let solo = base.solo();
+        assert_ne!(solo, base);
+        assert_ne!(solo, base.solo());
+        assert_eq!(solo, solo);
+    }
 }

@@ -27,7 +27,7 @@ pub enum Error {
     },
     /// The Redis server answered with an error or the connection failed.
     #[error("redis error: {0}")]
-    Redis(#[from] redis::RedisError),
+    Backend(#[source] crate::BackendError),
     /// A Redis call did not answer within the configured timeout.
     #[error("redis did not answer within {0:?}")]
     Timeout(std::time::Duration),

@@ -197,6 +197,25 @@ pub(crate) fn build<A: Serialize + ?Sized>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_at_the_limit_are_kept_and_hashed_ones_may_fill_it_exactly() {
+        let head = "p:fn:ns:f:";
+        let long = "x".repeat(200);
+        let plain = build(head, &long, 1_000).unwrap();
+        // Exactly at the limit: kept as is.
+        assert_eq!(build(head, &long, plain.len()).unwrap(), plain);
+        // One byte over: hashed, `#` + 32 hex digits.
+        let hashed = build(head, &long, plain.len() - 1).unwrap();
+        assert_eq!(hashed.len(), head.len() + 33);
+        assert!(hashed.starts_with(head) && hashed[head.len()..].starts_with('#'));
+        // A limit the hashed form fills exactly is accepted; one below is an error.
+        assert_eq!(
+            build(head, &long, head.len() + 33).unwrap().len(),
+            head.len() + 33
+        );
+        assert!(build(head, &long, head.len() + 32).is_err());
+    }
     use proptest::prelude::*;
 
     #[test]

@@ -21,9 +21,9 @@
 //!     cache_runtime::init(Config::memory()).await?;       // the embedded default
 //!     let u = get_user(42).await;                         // miss: the body runs, Ok is stored
 //!     let u = get_user(42).await;                         // hit: the body does not run
-//!     get_user_invalidate(42).await;                      // that one entry, everywhere
-//!     cache_runtime::invalidate_namespace("user").await;  // every entry of "user"
-//!     assert_eq!(cache_runtime::stats().await.namespace("user").hits, 1);
+//!     get_user_invalidate(42).await?;                     // that one entry, everywhere
+//!     cache_runtime::invalidate_namespace("user").await?; // every entry of "user"
+//!     assert_eq!(cache_runtime::stats().namespace("user").hits, 1);
 //!     Ok(())
 //! }
 //! ```
@@ -56,13 +56,15 @@
 //! | `version = 2` | bump when the value's shape or meaning changes: old entries are ignored | 0 |
 //! | `cache_none` | also cache `None` (for `Option` outputs) | `None` is not cached |
 //! | `http`, `http(...)` | axum handler caching, see the `http` module (feature `axum`) | detected from axum extractors |
+//! | `crate = "my_lib::cache"` | the path to this crate, for a crate that re-exports it (as serde's and tokio's `crate`) | `::cache_runtime` |
 //!
 //! Outputs: `Result<T, E>` caches only `Ok` (errors are returned, never stored); `Option<T>`
 //! caches only `Some` unless `cache_none`; any other type is cached as it is. Cached values
 //! must be [`CacheValue`]: `Clone + Serialize + DeserializeOwned + Send + Sync + 'static`.
 //!
 //! Each cached function `f` gets a companion `f_invalidate` taking the same arguments, which
-//! drops that call's entry in every process (no hand-written keys).
+//! drops that call's entry in every process (no hand-written keys), and returns
+//! `Result<(), Error>` like every invalidation (see [below](#invalidation-errors)).
 //!
 //! ```
 //! # use cache_runtime::cached;
@@ -89,10 +91,10 @@
 //! # #[tokio::main] async fn main() {
 //! # cache_runtime::init(cache_runtime::Config::memory()).await.unwrap();
 //! # let _ = monthly_report(&Pool, 2026, 1).await;
-//! # monthly_report_invalidate(&Pool, 2026, 1).await;
+//! # monthly_report_invalidate(&Pool, 2026, 1).await.unwrap();
 //! # assert_eq!(page("Home".into(), "en", 1).await, page("home".into(), "en", 2).await.replace("home", "Home"));
 //! # assert_eq!(Repo.find("a@b.c".into()).await, None);
-//! # Repo.find_invalidate("a@b.c".into()).await;
+//! # Repo.find_invalidate("a@b.c".into()).await.unwrap();
 //! # }
 //! ```
 //!
@@ -135,17 +137,43 @@
 //! waiting; invalidations stay exactly as consistent). The manual API takes the same options:
 //! [`Cache::get_or_insert_with_options`] / [`Cache::get_or_try_insert_with_options`] with a [`FillOptions`].
 //!
+//! Mistakes are compile errors at the offending tokens, all of them in one run: an unknown or
+//! malformed option, an argument that cannot be part of a key, an output that cannot be cached
+//! (one error at the return type, saying which traits to derive).
+//!
 //! # Consistency
 //! Once an invalidation has returned `Ok` in any process, no call that starts afterwards, in
 //! any process, returns a value computed from data read before it, on every backend: fill
 //! leases on Redis, generations, acknowledged invalidations and L1 validity leases; the
 //! mechanisms, their costs and the exact conditions are in [`tiered`].
 //!
+//! # Invalidation errors
+//! Every invalidation returns `Result<(), Error>`: `f_invalidate`, [`invalidate_namespace`],
+//! [`invalidate_all`], `http::invalidate_path` and the `Cache` methods alike. The guarantee
+//! above holds only for `Ok`, so the caller must be able to tell: an `Err` means Redis could
+//! not be reached (the invalidation is kept, re-applied when it answers, and this process
+//! bypasses what it covers meanwhile, but *other* processes may serve the old value until
+//! then), or [`Error::NotInitialized`] before [`init`] (no cache was reached at all). Decide
+//! what that means for the write that caused it: retry, fail the request, or
+//! `let _ = ...` to go on knowingly. An invalidation whose key cannot be built (too large)
+//! returns `Ok`: such calls run uncached, so nothing of theirs is stored.
+//!
 //! # Single-flight
 //! Concurrent misses on one key run the body once; see the table in [`flight`] for what the
 //! waiting callers get when the running body errors, panics or is cancelled. In short: they
 //! never hang; on an error each runs the body itself, on a panic or cancellation one of them
 //! takes over.
+//!
+//! # Cancel safety
+//! Every public async fn says what happens when its future is dropped at an `await` (a client
+//! disconnect, a timeout layer, `select!`), under "Cancel safety". In short: nothing shared is
+//! left wedged (single-flight leaders, fill leases and the circuit breaker's probe slot are
+//! held in guards released on drop), invalidations run to completion in a task of their own,
+//! and a dropped call never makes a stale value servable. A `#[cached]` call is cancel safe
+//! as [`Cache::get_or_insert_with`], its `f_invalidate` as [`Cache::delete`], and a cached
+//! axum handler whose request is dropped as a dropped `#[cached]` call.
+//! `tests/cancellation.rs` drops every one of them after 1, 2, ... polls and at random
+//! moments, with Redis healthy, stalled and killed.
 //!
 //! # Runtimes
 //! A cache may be used from any tokio runtime, including after the runtime that built it is
@@ -167,14 +195,17 @@
 //!
 //! # Features
 //! - `axum`: HTTP caching of axum 0.8 handlers (ETag, 304, `Cache-Control`, `Age`, `X-Cache`).
-//! - `json`: the `codec::Json` codec.
-//! - `tls`: `rediss://` URLs.
+//! - `json`: the JSON codec (`CodecKind::Json`).
+//! - `tls`: `rediss://` URLs, with a private CA and client certificates (`Tls`).
 
 #![warn(missing_docs)]
 
 mod backend;
 mod background;
 mod cache;
+/// The codecs behind [`CodecKind`]: chosen with [`Config::codec`], not pluggable (each has an
+/// id in the stored envelope), so not a stable API.
+#[doc(hidden)]
 pub mod codec;
 mod config;
 mod envelope;
@@ -185,6 +216,7 @@ mod fuzz;
 #[cfg(feature = "axum")]
 pub mod http;
 pub mod key;
+mod local_state;
 mod namespace;
 mod redact;
 mod stats;
@@ -196,9 +228,12 @@ pub mod __private;
 
 use std::sync::OnceLock;
 
-pub use cache::{BACKOFF, Cache, CacheValue, EntryMeta, FillOptions};
+pub use backend::error::{BackendError, BackendErrorKind};
+pub use cache::{BACKOFF, Cache, CacheValue, FillOptions};
 pub use cache_macros::cached;
-pub use codec::{Codec, CodecKind};
+pub use codec::CodecKind;
+#[cfg(feature = "tls")]
+pub use config::Tls;
 pub use config::{Config, ConfigError, L1};
 pub use error::Error;
 pub use redact::redact_url;
@@ -213,6 +248,11 @@ static GLOBAL: OnceLock<Cache> = OnceLock::new();
 /// A second call returns [`Error::AlreadyInitialized`]. With Redis it does not wait for the
 /// server: an unreachable server is not an error (the cache fails open until it connects),
 /// a malformed URL is.
+///
+/// # Cancel safety
+/// Cancel safe: it completes at its first poll (it waits on no I/O; connections are made in
+/// the background). A future dropped before it was polled sets nothing, and `init` can be
+/// called again.
 pub async fn init(config: Config) -> Result<(), Error> {
     if GLOBAL.get().is_some() {
         return Err(Error::AlreadyInitialized);
@@ -221,44 +261,75 @@ pub async fn init(config: Config) -> Result<(), Error> {
     GLOBAL.set(cache).map_err(|_| Error::AlreadyInitialized)
 }
 
-/// The global cache, if [`init`] was called.
-pub fn global() -> Option<&'static Cache> {
-    GLOBAL.get()
-}
-
-/// The global cache, or [`Error::NotInitialized`].
+/// The global cache, or [`Error::NotInitialized`] before [`init`]: the one accessor, for
+/// the manual API and for the health getters.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), cache_runtime::Error> {
+/// assert!(cache_runtime::cache().is_err());
+/// cache_runtime::init(cache_runtime::Config::memory()).await?;
+/// let cache = cache_runtime::cache()?;
+/// cache.set("user", &1, &"Ada".to_string(), None).await?;
+/// # Ok(())
+/// # }
+/// ```
 pub fn cache() -> Result<&'static Cache, Error> {
     GLOBAL.get().ok_or(Error::NotInitialized)
 }
 
-/// Drops every entry of `namespace` from the global cache, in every process.
+/// The global cache, if [`init`] was called (for the crate's own paths that run uncached
+/// without it).
+pub(crate) fn global_cache() -> Option<&'static Cache> {
+    GLOBAL.get()
+}
+
+/// Drops every entry of `namespace` from the global cache, in every process; see
+/// [`Cache::invalidate_namespace`] and [the error convention](crate#invalidation-errors).
 ///
-/// Failures are logged and counted; with Redis, an invalidation that cannot reach the server
-/// is kept and re-applied when it answers (see [`tiered`]). Use [`Cache::invalidate_namespace`]
-/// to get the error.
-pub async fn invalidate_namespace(namespace: &str) {
-    match GLOBAL.get() {
-        Some(cache) => {
-            let _ = cache.invalidate_namespace(namespace).await;
-        }
-        None => tracing::warn!(
-            namespace,
-            "invalidate_namespace before cache_runtime::init; nothing to do"
-        ),
-    }
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), cache_runtime::Error> {
+/// cache_runtime::init(cache_runtime::Config::memory()).await?;
+/// cache_runtime::invalidate_namespace("user").await?;
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Cancel safety
+/// Cancel safe, as [`Cache::invalidate_namespace`]: once polled, it is in effect in this
+/// process and runs to completion in a task of its own.
+pub async fn invalidate_namespace(namespace: &str) -> Result<(), Error> {
+    cache()?.invalidate_namespace(namespace).await
 }
 
-/// Drops every entry of the global cache, in every process.
-pub async fn invalidate_all() {
-    if let Some(cache) = GLOBAL.get() {
-        let _ = cache.invalidate_all().await;
-    }
+/// Drops every entry of the global cache, in every process; see [`Cache::invalidate_all`] and
+/// [the error convention](crate#invalidation-errors).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), cache_runtime::Error> {
+/// cache_runtime::init(cache_runtime::Config::memory()).await?;
+/// cache_runtime::invalidate_all().await?;
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Cancel safety
+/// Cancel safe, as [`Cache::invalidate_all`].
+pub async fn invalidate_all() -> Result<(), Error> {
+    cache()?.invalidate_all().await
 }
 
-/// Statistics of the global cache (all zeros before [`init`]).
-pub async fn stats() -> Stats {
-    match GLOBAL.get() {
-        Some(cache) => cache.stats().await,
+/// Statistics of the global cache (all zeros before [`init`]); see [`Cache::stats`].
+///
+/// ```
+/// assert_eq!(cache_runtime::stats().total.hits, 0);
+/// ```
+#[must_use]
+pub fn stats() -> Stats {
+    match global_cache() {
+        Some(cache) => cache.stats(),
         None => Stats::default(),
     }
 }

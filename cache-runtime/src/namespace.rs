@@ -261,7 +261,7 @@ mod tests {
             "{} namespaces held",
             cache.namespace_count()
         );
-        let stats = cache.stats().await;
+        let stats = cache.stats();
         assert_eq!(
             stats.total.misses, 100_000,
             "dropped namespaces still count"
@@ -292,7 +292,7 @@ mod tests {
             "never revived"
         );
         assert!(cache.namespace_count() <= SWEEP_ABOVE + 1);
-        let registry = &cache.inner.namespaces;
+        let registry = &cache.inner.state.namespaces;
         assert!(
             registry.find("looked-up-only").is_none(),
             "an unused namespace was dropped"

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use cache_tests::RedisServer;
+use cache_tests::{RedisServer, within};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
@@ -152,96 +152,105 @@ impl Fleet {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_put_through_one_process_reaches_the_others_l1() {
-    let _serial = SERIAL.lock().await;
-    let fleet = Fleet::start().await;
-    for round in 0..5 {
-        let (old, new) = (format!("old {round}"), format!("new {round}"));
-        fleet.put(0, 1, &old).await;
-        fleet.fill_every_l1(1, &old).await;
-        fleet.put(round % 3, 1, &new).await;
-        let written = Instant::now();
-        let took = fleet.converge(0..3, 1, (&old, &new), written, S).await;
-        println!("round {round}: new value served after {took:?}");
-    }
+    within(Duration::from_secs(300), async {
+        let _serial = SERIAL.lock().await;
+        let fleet = Fleet::start().await;
+        for round in 0..5 {
+            let (old, new) = (format!("old {round}"), format!("new {round}"));
+            fleet.put(0, 1, &old).await;
+            fleet.fill_every_l1(1, &old).await;
+            fleet.put(round % 3, 1, &new).await;
+            let written = Instant::now();
+            let took = fleet.converge(0..3, 1, (&old, &new), written, S).await;
+            println!("round {round}: new value served after {took:?}");
+        }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_killed_during_a_put_no_process_serves_the_old_value_after_restart() {
-    let _serial = SERIAL.lock().await;
-    let mut fleet = Fleet::start().await;
-    fleet.put(0, 2, "old").await;
-    fleet.fill_every_l1(2, "old").await;
+    within(Duration::from_secs(300), async {
+        let _serial = SERIAL.lock().await;
+        let mut fleet = Fleet::start().await;
+        fleet.put(0, 2, "old").await;
+        fleet.fill_every_l1(2, "old").await;
 
-    fleet.redis.kill();
-    let killed = Instant::now();
-    // The PUT fails open: the database changes, the invalidation is kept pending.
-    fleet.put(0, 2, "new").await;
-    // The subscriptions drop at once; allow the silence bound at most.
-    let took = fleet.converge(0..3, 2, ("old", "new"), killed, S).await;
-    println!("killed: new value served after {took:?}");
+        fleet.redis.kill();
+        let killed = Instant::now();
+        // The PUT fails open: the database changes, the invalidation is kept pending.
+        fleet.put(0, 2, "new").await;
+        // The subscriptions drop at once; allow the silence bound at most.
+        let took = fleet.converge(0..3, 2, ("old", "new"), killed, S).await;
+        println!("killed: new value served after {took:?}");
 
-    fleet.redis.restart();
-    // Reconnecting, resubscribing, re-applying: never the old value.
-    let until = Instant::now() + Duration::from_secs(3);
-    while Instant::now() < until {
-        for s in 0..3 {
-            assert_eq!(
-                fleet.name(s, 2).await,
-                "new",
-                "server {s} after the restart"
-            );
+        fleet.redis.restart();
+        // Reconnecting, resubscribing, re-applying: never the old value.
+        let until = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < until {
+            for s in 0..3 {
+                assert_eq!(
+                    fleet.name(s, 2).await,
+                    "new",
+                    "server {s} after the restart"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    // The L1s come back into use, with the new value.
-    fleet.fill_every_l1(2, "new").await;
+        // The L1s come back into use, with the new value.
+        fleet.fill_every_l1(2, "new").await;
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_paused_during_a_put_the_old_value_does_not_come_back_on_resume() {
-    let _serial = SERIAL.lock().await;
-    let fleet = Fleet::start().await;
-    fleet.put(0, 3, "old").await;
-    fleet.fill_every_l1(3, "old").await;
+    within(Duration::from_secs(300), async {
+        let _serial = SERIAL.lock().await;
+        let fleet = Fleet::start().await;
+        fleet.put(0, 3, "old").await;
+        fleet.fill_every_l1(3, "old").await;
 
-    fleet.redis.pause();
-    let paused = Instant::now();
-    fleet.put(0, 3, "new").await; // its invalidations time out: pending in server 0
-    assert_eq!(
-        fleet.name(0, 3).await,
-        "new",
-        "the writer never serves the old value"
-    );
-    let took = fleet.converge(1..3, 3, ("old", "new"), paused, S).await;
-    println!("paused: new value served after {took:?}");
-    // Keep the fleet busy until the readers have failed open often enough to open their
-    // breakers (5 failures by default), checking that none serves the old value meanwhile.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let mut errors = Vec::new();
-        for server in 0..3 {
-            assert_eq!(fleet.name(server, 3).await, "new");
-            errors.push(fleet.errors(server).await);
-        }
-        // Servers 1 and 2 read through Redis and fail open; server 0 bypasses the cache for
-        // the key its pending invalidation covers (and retries that through the breaker).
-        if errors[1..].iter().all(|&e| e >= 5) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the readers did not fail open 5 times: {errors:?}"
+        fleet.redis.pause();
+        let paused = Instant::now();
+        fleet.put(0, 3, "new").await; // its invalidations time out: pending in server 0
+        assert_eq!(
+            fleet.name(0, 3).await,
+            "new",
+            "the writer never serves the old value"
         );
-    }
+        let took = fleet.converge(1..3, 3, ("old", "new"), paused, S).await;
+        println!("paused: new value served after {took:?}");
+        // Keep the fleet busy until the readers have failed open often enough to open their
+        // breakers (5 failures by default), checking that none serves the old value meanwhile.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut errors = Vec::new();
+            for server in 0..3 {
+                assert_eq!(fleet.name(server, 3).await, "new");
+                errors.push(fleet.errors(server).await);
+            }
+            // Servers 1 and 2 read through Redis and fail open; server 0 bypasses the cache for
+            // the key its pending invalidation covers (and retries that through the breaker).
+            if errors[1..].iter().all(|&e| e >= 5) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the readers did not fail open 5 times: {errors:?}"
+            );
+        }
 
-    fleet.redis.resume();
-    let resumed = Instant::now();
-    // Server 0 re-applies its pending invalidation and publishes it. Until then the others may
-    // read the old value back from Redis (the documented recovery window); after it, never.
-    assert_eq!(fleet.name(0, 3).await, "new");
-    let took = fleet
-        .converge(0..3, 3, ("old", "new"), resumed, RECOVERY + S)
-        .await;
-    println!("resumed: new value served after {took:?}");
-    fleet.fill_every_l1(3, "new").await;
+        fleet.redis.resume();
+        let resumed = Instant::now();
+        // Server 0 re-applies its pending invalidation and publishes it. Until then the others may
+        // read the old value back from Redis (the documented recovery window); after it, never.
+        assert_eq!(fleet.name(0, 3).await, "new");
+        let took = fleet
+            .converge(0..3, 3, ("old", "new"), resumed, RECOVERY + S)
+            .await;
+        println!("resumed: new value served after {took:?}");
+        fleet.fill_every_l1(3, "new").await;
+    })
+    .await;
 }

@@ -79,9 +79,7 @@ fn main() {
         assert_eq!(cached_item(1).await, make_item(1));
         assert_eq!(Some(cached_item(1).await), raw.get(&raw_key).await);
     });
-    let before = single
-        .block_on(cache_runtime::stats())
-        .namespace("bench_memory");
+    let before = cache_runtime::stats().namespace("bench_memory");
 
     let mut c = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
@@ -142,9 +140,7 @@ fn main() {
     }
     c.final_summary();
 
-    let after = single
-        .block_on(cache_runtime::stats())
-        .namespace("bench_memory");
+    let after = cache_runtime::stats().namespace("bench_memory");
     assert_eq!(after.misses, before.misses, "every benchmarked call hit");
     assert!(after.hits > before.hits);
     let batches = cold_batches.load(SeqCst);

@@ -126,7 +126,7 @@ async fn hot_key(server: &RedisServer) {
         .refresh_after(Duration::from_millis(500));
     let (lat, runs) = load(&cache, "refresh", opts, run).await;
     report("+ refresh_after 0.5 s", &lat, runs, floor);
-    let refreshes = cache.stats().await.namespace("refresh").refreshes;
+    let refreshes = cache.stats().namespace("refresh").refreshes;
     println!(
         "    background refreshes: {refreshes}, body runs per refresh: {:.2}",
         (runs as f64 - 1.0) / refreshes.max(1) as f64
@@ -146,7 +146,7 @@ async fn stampede(server: &RedisServer) {
         let runs = Arc::new(AtomicUsize::new(0));
         let mut before = [0; 3];
         for (i, c) in caches.iter().enumerate() {
-            before[i] = c.stats().await.namespace("cold").inserts;
+            before[i] = c.stats().namespace("cold").inserts;
         }
         let gate = Arc::new(tokio::sync::Barrier::new(900));
         let calls: Vec<_> = (0..900)
@@ -178,7 +178,7 @@ async fn stampede(server: &RedisServer) {
         // The holder's instance is the one that stored the value.
         let mut holder = None;
         for (i, c) in caches.iter().enumerate() {
-            let inserts = c.stats().await.namespace("cold").inserts;
+            let inserts = c.stats().namespace("cold").inserts;
             if inserts > before[i] {
                 holder = Some(i);
             }

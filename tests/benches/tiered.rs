@@ -140,7 +140,7 @@ async fn l1_hit(server: &RedisServer) {
     let key = "cache:bench_tiered:cached_item:v0:Item:7".to_string();
     moka.insert(key.clone(), Arc::new(make_item(7))).await;
 
-    let before = global.stats().await.total;
+    let before = global.stats().total;
     let iters = 20_000;
     let mut rounds = vec![Vec::new(), Vec::new(), Vec::new()];
     for _ in 0..30 {
@@ -158,7 +158,7 @@ async fn l1_hit(server: &RedisServer) {
         })
         .await;
     }
-    let after = global.stats().await.total;
+    let after = global.stats().total;
     let [macro_ns, moka_ns, manual_ns] = [0, 1, 2].map(|i| median(&mut rounds[i]));
     println!("\n## L1 hit path (~200-byte value), median of 30 interleaved rounds");
     println!("| path | ns/call | vs raw moka get |");

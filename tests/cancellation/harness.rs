@@ -5,11 +5,12 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+use axum::extract::{Path, State};
 use cache_runtime::{Cache, cached};
-use cache_tests::{Db, RedisServer, wait_until};
+use cache_tests::{Db, RedisCluster, RedisServer, wait_until};
 
+use super::poll_then_drop;
 use super::{COOLDOWN, MAX_POLLS, RANDOM_DROPS, RANDOM_WITHIN_US, RECOVERY_BOUND};
-use super::{poll_then_drop, redis_config};
 
 type BoxFut<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
@@ -34,6 +35,10 @@ pub(crate) enum Op {
     GetOrInsert,
     InvalidateNamespace,
     InvalidateAll,
+    /// A request to the `#[cached(http)]` handler (global cache only).
+    Handler,
+    /// `http::invalidate_path` of that request's path (global cache only).
+    HandlerInvalidate,
 }
 
 impl Op {
@@ -41,9 +46,49 @@ impl Op {
     fn invalidates(self) -> bool {
         matches!(
             self,
-            Op::CachedInvalidate | Op::Delete | Op::InvalidateNamespace | Op::InvalidateAll
+            Op::CachedInvalidate
+                | Op::Delete
+                | Op::InvalidateNamespace
+                | Op::InvalidateAll
+                | Op::HandlerInvalidate
         )
     }
+
+    /// Whether the operation goes through the global cache (a read returns the loader's value).
+    fn global(self) -> bool {
+        matches!(
+            self,
+            Op::Cached | Op::CachedInvalidate | Op::Handler | Op::HandlerInvalidate
+        )
+    }
+}
+
+/// The `#[cached(http)]` handler of the tiered harness: reads the slot's value from the state.
+#[cached(http, namespace = "cancel_http")]
+async fn cached_handler(Path(id): Path<u64>, State(db): State<Db>) -> String {
+    db.get(id)
+}
+
+/// The handler's path for `id`.
+fn handler_path(id: u64) -> String {
+    format!("/h/{id}")
+}
+
+/// One request to [`cached_handler`] through an axum `Router` (the future a server drives,
+/// dropped as a client disconnect drops it); returns the body.
+async fn handler_get(db: &Db, id: u64) -> String {
+    use tower_service::Service;
+    let mut app = axum::Router::new()
+        .route("/h/{id}", axum::routing::get(cached_handler))
+        .with_state(db.clone());
+    let request = axum::http::Request::get(handler_path(id))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = app.call(request).await.unwrap();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    String::from_utf8(body.to_vec()).unwrap()
 }
 
 /// The `#[cached]` function of the tiered harness: reads the slot's value from `db`.
@@ -77,7 +122,16 @@ impl Slot {
             Op::Cached => Box::pin(async move {
                 cached_read(db, id).await;
             }),
-            Op::CachedInvalidate => Box::pin(cached_read_invalidate(db, id)),
+            Op::CachedInvalidate => Box::pin(async move {
+                let _ = cached_read_invalidate(db, id).await;
+            }),
+            Op::Handler => Box::pin(async move {
+                handler_get(db, id).await;
+            }),
+            Op::HandlerInvalidate => Box::pin(async move {
+                let _ =
+                    cache_runtime::http::invalidate_path("cancel_http", &handler_path(id)).await;
+            }),
             Op::Get => Box::pin(async move {
                 cache.get::<String>(ns, &id).await;
             }),
@@ -103,11 +157,11 @@ impl Slot {
 
     /// Stores the old value (Redis healthy); true once it is readable.
     async fn seed(&self, cache: &Cache, db: &Db) -> bool {
-        if matches!(self.op, Op::Cached | Op::CachedInvalidate) {
+        if self.op.global() {
             db.put(self.id, &self.old());
-            cached_read(db, self.id).await;
+            self.read(cache, db).await;
             db.put(self.id, &self.new_value());
-            return cached_read(db, self.id).await == self.old();
+            return self.read(cache, db).await.as_ref() == Some(&self.old());
         }
         let _ = cache.set(&self.ns, &self.id, &self.old(), None).await;
         cache.get::<String>(&self.ns, &self.id).await == Some(self.old())
@@ -117,6 +171,7 @@ impl Slot {
     async fn read(&self, cache: &Cache, db: &Db) -> Option<String> {
         match self.op {
             Op::Cached | Op::CachedInvalidate => Some(cached_read(db, self.id).await),
+            Op::Handler | Op::HandlerInvalidate => Some(handler_get(db, self.id).await),
             _ => cache.get::<String>(&self.ns, &self.id).await,
         }
     }
@@ -134,11 +189,23 @@ impl Rng {
     }
 }
 
+/// The Redis servers behind a harnessed cache: faulted by the harness (all nodes of a Cluster
+/// at once), and read by an observer (another process's view).
+pub(crate) enum Servers {
+    /// The memory backend.
+    None,
+    /// Servers shared with other tests: read, never faulted (`backends.rs`).
+    #[allow(dead_code)]
+    Shared,
+    Single(RedisServer),
+    Cluster(RedisCluster),
+}
+
 /// One backend under test.
 pub(crate) struct Harness {
     name: &'static str,
     cache: Cache,
-    server: Option<RedisServer>,
+    servers: Servers,
     db: Db,
     rng: Rng,
     round: u64,
@@ -146,11 +213,11 @@ pub(crate) struct Harness {
 
 impl Harness {
     /// A harness over `cache` (and the `server` it uses, to fault), seeded from `CANCEL_SEED`.
-    pub(crate) fn new(name: &'static str, cache: Cache, server: Option<RedisServer>) -> Self {
+    pub(crate) fn new(name: &'static str, cache: Cache, servers: Servers) -> Self {
         Self {
             name,
             cache,
-            server,
+            servers,
             db: Db::default(),
             rng: Rng(seed()),
             round: 0,
@@ -177,18 +244,28 @@ impl Harness {
     }
 
     fn inject(&mut self, fault: Fault) {
-        match (fault, &mut self.server) {
+        match (fault, &mut self.servers) {
             (Fault::Healthy, _) => {}
-            (Fault::Stalled, Some(server)) => server.pause(),
-            (Fault::Killed, Some(server)) => server.kill(),
-            (_, None) => panic!("faults need a server"),
+            (Fault::Stalled, Servers::Single(server)) => server.pause(),
+            (Fault::Killed, Servers::Single(server)) => server.kill(),
+            (Fault::Stalled, Servers::Cluster(cluster)) => {
+                cluster.nodes.iter().for_each(RedisServer::pause)
+            }
+            (Fault::Killed, Servers::Cluster(cluster)) => {
+                cluster.nodes.iter_mut().for_each(RedisServer::kill)
+            }
+            _ => panic!("faults need servers of the test's own"),
         }
     }
 
     fn restore(&mut self, fault: Fault) {
-        match (fault, &mut self.server) {
-            (Fault::Stalled, Some(server)) => server.resume(),
-            (Fault::Killed, Some(server)) => server.restart(),
+        match (fault, &mut self.servers) {
+            (Fault::Stalled, Servers::Single(server)) => server.resume(),
+            (Fault::Killed, Servers::Single(server)) => server.restart(),
+            (Fault::Stalled, Servers::Cluster(cluster)) => {
+                cluster.nodes.iter().for_each(RedisServer::resume)
+            }
+            (Fault::Killed, Servers::Cluster(cluster)) => cluster.restart(),
             _ => {}
         }
     }
@@ -233,9 +310,10 @@ impl Harness {
         self.check(fault, &slots).await
     }
 
-    /// Another process's view of Redis: a fresh plain-Redis cache, once it reads the sentinel.
-    async fn observer(&self, server: &RedisServer) -> Cache {
-        let observer = Cache::new(redis_config(server.url())).await.unwrap();
+    /// Another process's view of Redis: a fresh cache of the same config (its L1, if any, is
+    /// empty), once it reads the sentinel.
+    async fn observer(&self) -> Cache {
+        let observer = Cache::new(self.cache.config().clone()).await.unwrap();
         let (round, value) = (self.round, format!("sentinel-{}", self.round));
         wait_until("the observer reads Redis", RECOVERY_BOUND, async || {
             observer.get::<String>("sentinel", &round).await.as_ref() == Some(&value)
@@ -248,15 +326,15 @@ impl Harness {
     /// and lists the values that must not be there.
     async fn check(&self, fault: Fault, slots: &[Slot]) -> Vec<String> {
         let all_invalidated = slots.iter().any(|s| s.op == Op::InvalidateAll);
-        let observer = match &self.server {
-            Some(server) => Some(self.observer(server).await),
-            None => None,
+        let observer = match &self.servers {
+            Servers::None => None,
+            _ => Some(self.observer().await),
         };
         let mut bad = Vec::new();
         for slot in slots {
             let forbidden_old = slot.op.invalidates() || all_invalidated;
             let allowed = |v: &Option<String>| match v {
-                None => !matches!(slot.op, Op::Cached | Op::CachedInvalidate),
+                None => !slot.op.global(),
                 Some(v) if *v == slot.old() => !forbidden_old,
                 Some(v) => *v == slot.new_value() && slot.op != Op::Get,
             };
@@ -268,7 +346,7 @@ impl Harness {
                 ));
             }
             if let Some(observer) = &observer
-                && !matches!(slot.op, Op::Cached | Op::CachedInvalidate)
+                && !slot.op.global()
             {
                 let theirs = observer.get::<String>(&slot.ns, &slot.id).await;
                 if !allowed(&theirs) {

@@ -1,5 +1,5 @@
-//! Test support: throwaway `redis-server`s (single node and a 3-master Redis Cluster) on free
-//! loopback ports, started by the tests themselves and killed on drop.
+//! Test support: throwaway `redis-server`s (single node and a 3-master Redis Cluster, with or
+//! without replicas) on free loopback ports, started by the tests themselves and killed on drop.
 //!
 //! Servers keep nothing on disk (`--save "" --appendonly no`); each runs in its own temporary
 //! directory. They listen on 127.0.0.1 only. Tests can [`RedisServer::kill`],
@@ -12,7 +12,11 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod backends;
 pub mod fixtures;
+mod unix;
+
+pub use unix::UnixRedis;
 
 /// Two caches built from `config` (tiered: each with its own L1) once both buses are up.
 pub async fn bus_up_pair(
@@ -55,6 +59,30 @@ pub async fn wait_until(what: &str, within: Duration, mut cond: impl AsyncFnMut(
     }
 }
 
+/// Runs `body` under an outer timeout, so a hang (a broken timeout, a lost wake-up) fails the
+/// test instead of stalling the suite.
+pub async fn within<F: Future>(limit: Duration, body: F) -> F::Output {
+    tokio::time::timeout(limit, body)
+        .await
+        .unwrap_or_else(|_| panic!("the test did not finish within {limit:?}"))
+}
+
+/// Polls until `read` answers right (returns true) while `server` runs no `GET` or `MGET`: an
+/// answer from the L1. Proves the L1 is used; polls because a tiered cache bypasses its L1 for
+/// a moment whenever a bus heartbeat is late on a loaded machine. Fails after 5 seconds.
+pub async fn answered_by_l1(server: &RedisServer, mut read: impl AsyncFnMut() -> bool) {
+    wait_until(
+        "an answer from the L1",
+        Duration::from_secs(5),
+        async || {
+            let before = server.command_calls("get").await + server.command_calls("mget").await;
+            assert!(read().await, "the right answer");
+            server.command_calls("get").await + server.command_calls("mget").await == before
+        },
+    )
+    .await;
+}
+
 /// A port that was free a moment ago, whose `port + 10000` (the cluster bus) is free too.
 pub fn free_port() -> u16 {
     loop {
@@ -66,7 +94,7 @@ pub fn free_port() -> u16 {
     }
 }
 
-fn temp_dir(tag: &str) -> PathBuf {
+pub(crate) fn temp_dir(tag: &str) -> PathBuf {
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("cache-tests-{}-{tag}-{n}", std::process::id()));
@@ -219,6 +247,24 @@ impl RedisServer {
             .map_or(0, |n| n.parse().expect("a call count"))
     }
 
+    /// Changes what the `default` user (the caches' user) may run: `ACL SETUSER default
+    /// <rules>`, e.g. `["-del"]` so that Redis answers everything but refuses deletes (an
+    /// error reply: Redis is up, the circuit breaker stays closed), and `["+del"]` to undo it.
+    pub async fn acl_default(&self, rules: &[&str]) {
+        let mut conn = self
+            .client()
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect to the test server");
+        redis::cmd("ACL")
+            .arg("SETUSER")
+            .arg("default")
+            .arg(rules)
+            .query_async::<()>(&mut conn)
+            .await
+            .expect("ACL SETUSER");
+    }
+
     /// A redis-rs client for inspecting or planting data.
     pub fn client(&self) -> redis::Client {
         redis::Client::open(self.url()).expect("valid url")
@@ -232,7 +278,7 @@ impl Drop for RedisServer {
     }
 }
 
-/// A Redis Cluster of three masters, no replicas.
+/// A Redis Cluster: three masters, with or without one replica each.
 pub struct RedisCluster {
     /// The nodes.
     pub nodes: Vec<RedisServer>,
@@ -241,7 +287,28 @@ pub struct RedisCluster {
 impl RedisCluster {
     /// Starts three cluster-enabled servers, creates the cluster and waits until it is `ok`.
     pub fn start() -> Self {
-        let nodes: Vec<RedisServer> = (0..3)
+        Self::start_with(0, 2000)
+    }
+
+    /// Three masters with one replica each (`--cluster-replicas 1`) and a node timeout of
+    /// 1 s, so that a killed master is replaced by its replica within a few seconds. Returns
+    /// once every replica is in sync with its master.
+    pub fn start_with_replicas() -> Self {
+        let cluster = Self::start_with(1, 1000);
+        for (i, n) in cluster.nodes.iter().enumerate() {
+            if cluster.role(i).as_deref() == Some("slave") {
+                poll("a replica in sync", Duration::from_secs(20), || {
+                    cli(n.port(), &["INFO", "replication"])
+                        .is_some_and(|r| r.contains("master_link_status:up"))
+                });
+            }
+        }
+        cluster
+    }
+
+    fn start_with(replicas: usize, node_timeout_ms: u64) -> Self {
+        let node_timeout = node_timeout_ms.to_string();
+        let nodes: Vec<RedisServer> = (0..3 * (1 + replicas))
             .map(|_| {
                 RedisServer::start_with(&[
                     "--cluster-enabled",
@@ -249,7 +316,7 @@ impl RedisCluster {
                     "--cluster-config-file",
                     "nodes.conf",
                     "--cluster-node-timeout",
-                    "2000",
+                    &node_timeout,
                 ])
             })
             .collect();
@@ -259,29 +326,123 @@ impl RedisCluster {
             create.arg(format!("127.0.0.1:{}", n.port()));
         }
         let status = create
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
             .expect("redis-cli must be installed (apt-get install redis-tools)");
         assert!(status.success(), "redis-cli --cluster create failed");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        'wait: while Instant::now() < deadline {
-            for n in &nodes {
-                let ok = raw_command(n.port(), "CLUSTER INFO")
-                    .is_some_and(|r| r.contains("cluster_state:ok"));
-                if !ok {
-                    std::thread::sleep(Duration::from_millis(50));
-                    continue 'wait;
-                }
-            }
-            return Self { nodes };
+        let cluster = Self { nodes };
+        cluster.wait_ok();
+        cluster
+    }
+
+    /// Waits until every node reports `cluster_state:ok`.
+    fn wait_ok(&self) {
+        poll("the redis cluster ready", Duration::from_secs(20), || {
+            (0..self.nodes.len()).all(|i| self.healthy_from(i))
+        });
+    }
+
+    /// Restarts every node (after they were killed: their data is lost, the cluster's layout
+    /// is kept in each node's `nodes.conf`) and waits until the cluster is `ok` again.
+    pub fn restart(&mut self) {
+        for node in &mut self.nodes {
+            node.restart();
         }
-        panic!("the redis cluster did not become ready");
+        self.wait_ok();
     }
 
     /// The nodes' URLs.
     pub fn urls(&self) -> Vec<String> {
         self.nodes.iter().map(|n| n.url()).collect()
+    }
+
+    /// Node `i`'s role as it says itself (`master` or `slave`), if it answers.
+    pub fn role(&self, i: usize) -> Option<String> {
+        let info = cli(self.nodes[i].port(), &["INFO", "replication"])?;
+        info_field(&info, "role")
+    }
+
+    /// Node `i`'s cluster node id.
+    pub fn node_id(&self, i: usize) -> String {
+        cli(self.nodes[i].port(), &["CLUSTER", "MYID"])
+            .map(|s| s.trim().to_owned())
+            .expect("CLUSTER MYID")
+    }
+
+    /// The indices of the nodes that are masters now.
+    pub fn masters(&self) -> Vec<usize> {
+        (0..self.nodes.len())
+            .filter(|&i| self.role(i).as_deref() == Some("master"))
+            .collect()
+    }
+
+    /// Whether node `i` (alive) sees the cluster `ok` with every slot served
+    /// (`cluster_state:ok`, `cluster_slots_ok:16384`) and no failing node holding slots:
+    /// after a failover, the replica has been promoted.
+    pub fn healthy_from(&self, i: usize) -> bool {
+        let Some(info) = cli(self.nodes[i].port(), &["CLUSTER", "INFO"]) else {
+            return false;
+        };
+        let ok = info_field(&info, "cluster_state").as_deref() == Some("ok")
+            && info_field(&info, "cluster_slots_ok").as_deref() == Some("16384");
+        ok && cli(self.nodes[i].port(), &["CLUSTER", "NODES"]).is_some_and(|nodes| {
+            nodes.lines().all(|l| {
+                let fields: Vec<&str> = l.split_whitespace().collect();
+                fields.len() <= 8 || !fields[2].contains("fail")
+            })
+        })
+    }
+
+    /// Whether node `i` (alive) sees the node `failed` (an id) marked `fail`, holding no
+    /// slots, and the cluster [healthy](Self::healthy_from): its replica has taken over.
+    pub fn failed_over_from(&self, i: usize, failed: &str) -> bool {
+        let replaced = cli(self.nodes[i].port(), &["CLUSTER", "NODES"]).is_some_and(|nodes| {
+            nodes.lines().any(|l| {
+                let fields: Vec<&str> = l.split_whitespace().collect();
+                fields.len() == 8
+                    && fields[0] == failed
+                    && fields[2].split(',').any(|flag| flag == "fail")
+            })
+        });
+        replaced && self.healthy_from(i)
+    }
+
+    /// Runs `redis-cli -p <node i's port> args...` and returns its output (`None` when it
+    /// fails, e.g. the node is down).
+    pub fn cli(&self, i: usize, args: &[&str]) -> Option<String> {
+        cli(self.nodes[i].port(), args)
+    }
+}
+
+/// `redis-cli -p port args...` (output, `None` on failure or an error reply).
+pub fn cli(port: u16, args: &[&str]) -> Option<String> {
+    let out = Command::new("redis-cli")
+        .arg("-p")
+        .arg(port.to_string())
+        .args(args)
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    (out.status.success() && !text.starts_with("ERR") && !text.starts_with("Could not connect"))
+        .then_some(text)
+}
+
+/// The value of `name:` in an `INFO`-style reply.
+pub fn info_field(info: &str, name: &str) -> Option<String> {
+    info.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .map(|v| v.trim().to_owned())
+}
+
+/// Polls `cond` every 20 ms (blocking the thread) until it holds; panics with `what` after
+/// `within`.
+pub fn poll(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !cond() {
+        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }

@@ -181,6 +181,24 @@ mod tests {
     }
 
     #[test]
+    fn a_success_resets_the_count_of_consecutive_failures() {
+        let b = Breaker::new(3, Duration::from_secs(60));
+        for _ in 0..2 {
+            b.allow().expect("closed").failure();
+        }
+        b.allow().expect("closed").success();
+        for _ in 0..2 {
+            b.allow().expect("closed").failure();
+        }
+        assert!(
+            !b.is_open(),
+            "2 failures since the last success, threshold 3"
+        );
+        b.allow().expect("closed").failure();
+        assert!(b.is_open());
+    }
+
+    #[test]
     fn a_dropped_probe_frees_its_slot_at_once_and_keeps_the_breaker_open() {
         let b = Breaker::new(1, Duration::from_millis(1));
         open_and_cool(&b);

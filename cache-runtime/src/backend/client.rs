@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use crate::Error;
 use crate::redact::redact_url;
+use crate::{Config, Error};
 
 /// [`Error::InvalidUrl`] for `url` (its password redacted, also from the reason), with a hint
 /// when `rediss://` lacks the `tls` feature.
@@ -38,8 +38,8 @@ pub(crate) fn tcp_settings(base: &redis::io::tcp::TcpSettings) -> redis::io::tcp
     settings
 }
 
-/// A client for `url`, with [`tcp_settings`].
-pub(crate) fn open_client(url: &str) -> Result<redis::Client, Error> {
+/// A client for `url`, with [`tcp_settings`] and the configured TLS settings.
+pub(crate) fn open_client(url: &str, config: &Config) -> Result<redis::Client, Error> {
     if !(url.starts_with("redis://")
         || url.starts_with("rediss://")
         || url.starts_with("redis+unix://")
@@ -53,12 +53,41 @@ pub(crate) fn open_client(url: &str) -> Result<redis::Client, Error> {
     let info =
         redis::IntoConnectionInfo::into_connection_info(url).map_err(|e| invalid_url(url, e))?;
     let settings = tcp_settings(info.tcp_settings());
-    let client =
-        redis::Client::open(info.set_tcp_settings(settings)).map_err(|e| invalid_url(url, e))?;
+    let info = info.set_tcp_settings(settings);
+    #[cfg(feature = "tls")]
+    if let Some(tls) = tls_for(url, config)? {
+        let client = redis::Client::build_with_tls(info, tls.certificates())
+            .map_err(|e| invalid_url(url, format!("TLS settings: {e}")))?;
+        return Ok(client);
+    }
+    #[cfg(not(feature = "tls"))]
+    let _ = config;
+    let client = redis::Client::open(info).map_err(|e| invalid_url(url, e))?;
     if client.get_connection_info().redis_settings().db() < 0 {
         return Err(invalid_url(url, "the database number must not be negative"));
     }
     Ok(client)
+}
+
+/// The TLS settings to use for `url`, checked: they need a `rediss://` URL and readable PEM.
+/// Also makes sure rustls has a crypto provider.
+#[cfg(feature = "tls")]
+pub(crate) fn tls_for<'a>(
+    url: &str,
+    config: &'a Config,
+) -> Result<Option<&'a crate::config::tls::Tls>, Error> {
+    let Some(tls) = &config.tls else {
+        return Ok(None);
+    };
+    if !url.starts_with("rediss://") {
+        return Err(invalid_url(
+            url,
+            "TLS settings (Config::tls) need a rediss:// URL",
+        ));
+    }
+    tls.check().map_err(|e| invalid_url(url, e))?;
+    crate::config::tls::install_crypto_provider();
+    Ok(Some(tls))
 }
 
 /// [`Error::InvalidUrl`] for a cluster's seed list (each URL redacted).

@@ -29,7 +29,14 @@
 //!
 //! # Not covered
 //! - Redis Cluster: nodes reconnect inside the cluster client, where no check can be hooked
-//!   in; a node restarted from old files can serve revived entries of its slots.
+//!   in; a node restarted from old files can serve revived entries of its slots. Failover on
+//!   a Cluster: replication is asynchronous, so an invalidation (`DEL` of an entry or of a
+//!   generation key) that a master acknowledged but had not yet sent to its replica when it
+//!   died is lost with it, and the promoted replica serves the old entry again until its
+//!   TTL. That is Redis Cluster's own window of lost acknowledged writes (its specification:
+//!   "not able to guarantee strong consistency"); it lasts until the master's next event-loop
+//!   turn writes the replication stream, under a millisecond on a healthy link, longer when the
+//!   link to the replica lags. Nothing is retired on a Cluster failover.
 //! - A proxy that keeps client connections open across a failover behind it: there is no new
 //!   connection to check.
 //! - A user whose ACL forbids `INFO` or `MSET`: the check cannot run; the connection is used

@@ -3,6 +3,7 @@
 
 pub(crate) mod breaker;
 pub(crate) mod client;
+pub(crate) mod error;
 pub(crate) mod incarnation;
 pub(crate) mod lease;
 pub(crate) mod memory;

@@ -7,11 +7,17 @@
 //! [circuit breaker](super::breaker); a failure is reported to the caller, which fails open.
 //!
 //! A lookup is one `MGET` of the entry and the generation keys (its namespace's, the cache's
-//! and, for an HTTP response, its path's; see [`gens`]); on a Cluster, where these keys live in different slots, the client splits the
-//! `MGET` per node and sends the parts concurrently.
+//! and, for an HTTP response, its path's; see [`gens`]); on a Cluster, where these keys live
+//! in different slots, one `GET` per key, sent concurrently (see `RedisStore::mget` for
+//! why not the client's own split `MGET`).
+//!
+//! On a Cluster the client follows failovers and resharding itself (`MOVED`, `ASK`, slot map
+//! refreshes); the connection is replaced when the client wedges (see [`cluster`]).
+//! `tests/redis_cluster_ops.rs` kills a master under load and migrates slots under load.
 
 use std::time::Duration;
 
+use cluster::ClusterLink;
 use redis::AsyncConnectionConfig;
 use redis::aio::ConnectionLike;
 use redis::cluster::{ClusterClient, ClusterConfig};
@@ -23,17 +29,26 @@ use super::client::{invalid_cluster, open_client, tcp_settings};
 use super::incarnation::Incarnation;
 use super::single::Single;
 use crate::namespace::Gens;
-use crate::{Config, Error};
+use crate::{BackendError, BackendErrorKind, Config, Error};
 use std::sync::Arc;
 
+mod cluster;
 mod gens;
 
 pub(crate) use gens::new_generation;
 
+/// One request's connection (a cheap clone).
 #[derive(Clone)]
 enum Conn {
     Single(Single),
     Cluster(ClusterConnection),
+}
+
+/// What the store holds: the single node's connection, or the Cluster's (replaced when it
+/// wedges, see [`cluster`]).
+enum Link {
+    Single(Single),
+    Cluster(Arc<ClusterLink>),
 }
 
 /// What one lookup read: the entry's bytes (if any) and the current generations.
@@ -44,13 +59,14 @@ pub(crate) struct Read {
 
 /// See the module docs.
 pub(crate) struct RedisStore {
-    conn: Conn,
+    link: Link,
     timeout: Duration,
     breaker: Breaker,
     gen_prefix: String,
     all_gen_key: String,
-    /// URLs a pub/sub connection can be opened to (the node, or every cluster seed).
-    pub(crate) pubsub_urls: Vec<String>,
+    /// Clients a pub/sub connection can be opened with (the node, or every cluster seed),
+    /// with the TCP and TLS settings of the store's.
+    pub(crate) pubsub_clients: Vec<redis::Client>,
     /// Restart and failover detection (single node).
     pub(crate) incarnation: Arc<Incarnation>,
 }
@@ -59,9 +75,10 @@ impl RedisStore {
     /// Validates the URLs and sets up the connection without waiting for it.
     pub(crate) fn connect(config: &Config) -> Result<Self, Error> {
         let incarnation = Arc::new(Incarnation::new(&config.prefix));
-        let (conn, pubsub_urls) = match &config.backend {
+        let (link, pubsub_clients) = match &config.backend {
             crate::config::Backend::Redis(url) => {
-                let client = open_client(url)?;
+                let client = open_client(url, config)?;
+                let pubsub = vec![client.clone()];
                 let connection_config = AsyncConnectionConfig::new()
                     .set_connection_timeout(Some(config.connect_timeout))
                     // Every call is already bounded by our own timeout; a second timer per
@@ -73,47 +90,48 @@ impl RedisStore {
                     config.connect_timeout,
                     incarnation.clone(),
                 );
-                (Conn::Single(single), vec![url.clone()])
+                (Link::Single(single), pubsub)
             }
             crate::config::Backend::Cluster(urls) => {
-                for url in urls {
-                    open_client(url)?;
-                }
-                let client = ClusterClient::builder(urls.clone())
-                    .tcp_settings(tcp_settings(&Default::default()))
-                    .build()
-                    .map_err(|e| invalid_cluster(urls, e))?;
+                let pubsub = urls
+                    .iter()
+                    .map(|url| open_client(url, config))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let builder = ClusterClient::builder(urls.clone())
+                    .tcp_settings(tcp_settings(&Default::default()));
+                #[cfg(feature = "tls")]
+                let builder = match urls.first().map(|url| super::client::tls_for(url, config)) {
+                    Some(Ok(Some(tls))) => builder.certs(tls.certificates()),
+                    _ => builder,
+                };
+                let client = builder.build().map_err(|e| invalid_cluster(urls, e))?;
                 let cluster_config = ClusterConfig::new()
                     .set_connection_timeout(config.connect_timeout)
                     .set_response_timeout(config.timeout.saturating_mul(4));
-                // Its driver task (which also makes every node connection) must live on the
-                // background runtime, not on the caller's.
-                let conn = crate::background::enter(|| {
-                    client.get_pending_async_connection_with_config(cluster_config)
-                });
-                (Conn::Cluster(conn), urls.clone())
+                let link = ClusterLink::new(client, cluster_config);
+                (Link::Cluster(Arc::new(link)), pubsub)
             }
             crate::config::Backend::Memory => {
                 return Err(Error::InvalidConfig(crate::ConfigError::NotRedis));
             }
         };
         Ok(Self {
-            conn,
+            link,
             timeout: config.timeout,
             breaker: Breaker::new(config.breaker_threshold, config.breaker_cooldown),
             gen_prefix: format!("{}:__gen:", config.prefix),
             all_gen_key: format!("{}:__gen", config.prefix),
-            pubsub_urls,
+            pubsub_clients,
             incarnation,
         })
     }
 
     /// Starts connecting in the background (the first call would connect anyway).
     pub(crate) fn warm_up(&self) {
-        match &self.conn {
-            Conn::Single(single) => single.start_connecting(),
-            Conn::Cluster(cluster) => {
-                let mut conn = cluster.clone();
+        match &self.link {
+            Link::Single(single) => single.start_connecting(),
+            Link::Cluster(cluster) => {
+                let mut conn = cluster.connection();
                 crate::background::spawn(async move {
                     let _ = redis::cmd("PING").query_async::<Value>(&mut conn).await;
                 });
@@ -132,11 +150,19 @@ impl RedisStore {
     }
 
     pub(super) fn connection(&self) -> impl ConnectionLike + Send + 'static {
-        self.conn.clone()
+        self.conn()
+    }
+
+    /// The connection for one request.
+    fn conn(&self) -> Conn {
+        match &self.link {
+            Link::Single(single) => Conn::Single(single.clone()),
+            Link::Cluster(cluster) => Conn::Cluster(cluster.connection()),
+        }
     }
 
     async fn call<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, Error> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         self.guarded(false, cmd.query_async::<T>(&mut conn)).await
     }
 
@@ -155,22 +181,30 @@ impl RedisStore {
         };
         let result = match tokio::time::timeout(self.timeout, request).await {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(Error::Redis(e)),
+            Ok(Err(e)) => Err(Error::Backend(BackendError::from_redis(&e))),
             Err(_) => Err(Error::Timeout(self.timeout)),
         };
-        match &result {
-            // A server error reply (e.g. WRONGTYPE) means Redis is up; only transport
-            // failures and timeouts count towards opening the breaker.
-            Err(Error::Redis(e))
-                if !(e.is_io_error()
-                    || e.is_connection_dropped()
-                    || e.is_timeout()
-                    || e.is_unrecoverable_error()) =>
-            {
-                permit.success()
-            }
-            Err(_) => permit.failure(),
-            Ok(_) => permit.success(),
+        // A server error reply (e.g. WRONGTYPE) means Redis is up; only transport failures
+        // and timeouts count towards opening the breaker.
+        let up = match &result {
+            Err(Error::Backend(e)) => e.kind() != BackendErrorKind::Connection,
+            Err(_) => false,
+            Ok(_) => true,
+        };
+        if up {
+            permit.success();
+        } else {
+            permit.failure();
+        }
+        if let Link::Cluster(cluster) = &self.link {
+            // Only a reply proves the connection works: a client-side error (e.g. redis-rs
+            // failing to assemble a reply) does not.
+            let answered = match &result {
+                Ok(_) => true,
+                Err(Error::Backend(e)) => e.kind() == BackendErrorKind::Server,
+                Err(_) => false,
+            };
+            cluster.observe(answered);
         }
         result
     }
@@ -214,11 +248,11 @@ impl RedisStore {
             Target::Namespace(ns) => pipe.cmd("DEL").arg(self.gen_key(ns)).ignore(),
             Target::All => pipe.cmd("DEL").arg(&self.all_gen_key).ignore(),
         };
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         let Some((channel, message)) = announce else {
             return self.guarded(probe, pipe.query_async::<()>(&mut conn)).await;
         };
-        if matches!(self.conn, Conn::Cluster(_)) {
+        if matches!(self.link, Link::Cluster(_)) {
             // A Cluster pipeline cannot mix the key's slot with the channel's: delete first,
             // then announce (never the other way round: a process hearing the message must
             // find the entry gone).

@@ -166,7 +166,7 @@ impl Cache {
         };
         // An invalidation of this key while the body runs means the body may have read old
         // data: its result is returned but not stored.
-        let ticket = self.inner.key_epochs.ticket(key);
+        let ticket = self.inner.state.key_epochs.ticket(key);
         let mut replacing = stale.as_ref().and_then(|s| s.bytes.clone());
         // Recomputing an expired entry on Redis: once in the cluster (the recompute lease).
         let mut recompute = None;
@@ -279,7 +279,7 @@ impl Cache {
         replacing: Option<&[u8]>,
         keep: Option<std::time::Duration>,
     ) -> Option<EntryMeta> {
-        if !self.inner.key_epochs.is_current(ticket) {
+        if !self.inner.state.key_epochs.is_current(ticket) {
             Counters::bump(&ctx.namespace.stats.superseded);
             return None;
         }
@@ -303,8 +303,8 @@ impl Cache {
         if matches!(stored, Err(Error::Superseded)) {
             Counters::bump(&ctx.namespace.stats.superseded);
         }
-        if !self.inner.key_epochs.is_current(ticket)
-            && let Some(local) = &self.inner.local
+        if !self.inner.state.key_epochs.is_current(ticket)
+            && let Some(local) = &self.inner.state.l1
         {
             local.remove(key).await;
         }
@@ -325,7 +325,7 @@ impl Cache {
         Fut: Future<Output = O>,
     {
         Counters::bump(&ctx.namespace.stats.misses);
-        let ticket = self.inner.key_epochs.ticket(key);
+        let ticket = self.inner.state.key_epochs.ticket(key);
         let gens = match self
             .current_gens_with(ctx.namespace, ctx.path.map(|p| &**p))
             .await

@@ -220,7 +220,7 @@ impl Cache {
                 let path = ctx.path.map(|p| &*p.name);
                 let created = remote.create_generations(&ns.name, path, gens).await;
                 // Whatever happened, generations remembered as 0 are outdated now.
-                ctx.forget_generations(&inner.all_gen);
+                ctx.forget_generations(&inner.state.all_gen);
                 gens = match created {
                     Ok(Some(created)) => created,
                     // Another process created one meanwhile. The body has not run yet, so

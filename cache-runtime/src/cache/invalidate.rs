@@ -38,8 +38,11 @@ impl Cache {
     /// ```
     ///
     /// # Cancel safety
-    /// Cancel safe: the invalidation runs in a task of its own and completes (or is kept
-    /// pending) even if this future is dropped.
+    /// Cancel safe: at its first poll the namespace's entries stop being served in this
+    /// process (no fill or single-flight of this process that began before stores or is
+    /// joined); the invalidation then runs in a task of its own and completes (applied to
+    /// Redis, announced and acknowledged, or kept pending and re-applied when Redis answers)
+    /// even if this future is dropped. Dropped before its first poll, it does nothing.
     pub async fn invalidate_namespace(&self, namespace: &str) -> Result<(), Error> {
         self.invalidate_namespace_counted(namespace, namespace)
             .await
@@ -82,15 +85,15 @@ impl Cache {
     fn retire_locally(&self, op: &Pending) {
         let inner = &*self.inner;
         match op {
-            Pending::Key(key) => inner.key_epochs.bump(key),
+            Pending::Key(key) => inner.state.key_epochs.bump(key),
             Pending::Namespace(name) if inner.remote.is_none() => {
                 self.namespace(name).generation.bump();
             }
             Pending::Namespace(name) => self.namespace(name).generation.forget(),
             Pending::All if inner.remote.is_none() => {
-                inner.all_gen.bump();
+                inner.state.all_gen.bump();
             }
-            Pending::All => crate::tiered::distrust_generations(inner),
+            Pending::All => inner.state.distrust_generations(),
         }
     }
 
@@ -98,15 +101,15 @@ impl Cache {
         let inner = &*self.inner;
         if inner.remote.is_none() {
             // Already retired (`retire_locally`); free the memory of a removed key.
-            if let (Pending::Key(key), Some(local)) = (&op, &inner.local) {
+            if let (Pending::Key(key), Some(local)) = (&op, &inner.state.l1) {
                 local.remove(key).await;
             }
             return Ok(());
         }
-        crate::tiered::drop_local(inner, &op).await;
-        let result = crate::tiered::apply(self, op.clone()).await;
+        crate::tiered::drop_local(&inner.state, &op).await;
+        let result = crate::tiered::apply(&self.inner, op.clone()).await;
         // Reads that overlapped may have seen (or learnt) the old state: retire them too.
-        crate::tiered::drop_local(inner, &op).await;
+        crate::tiered::drop_local(&inner.state, &op).await;
         result
     }
 }

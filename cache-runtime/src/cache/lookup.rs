@@ -30,21 +30,21 @@ impl Cache {
         key: &str,
     ) -> Option<(T, EntryMeta)> {
         let inner = &*self.inner;
-        let local = inner.local.as_ref()?;
+        let local = inner.state.l1.as_ref()?;
         if inner.bus.has_pending() || !self.local_usable() {
             return None;
         }
         let ns = ctx.namespace;
         let gens = Gens {
             namespace: ns.generation.get()?,
-            all: inner.all_gen.get()?,
+            all: inner.state.all_gen.get()?,
             path: match ctx.path {
                 Some(p) => p.generation.get()?,
                 None => 0,
             },
         };
         let entry = local.get(key).await?;
-        if entry.gens != gens || !inner.key_epochs.is_current(entry.ticket) {
+        if entry.gens != gens || !inner.state.key_epochs.is_current(entry.ticket) {
             return None;
         }
         let value = entry.value.downcast_ref::<T>()?.clone();
@@ -69,43 +69,17 @@ impl Cache {
         }
         let ns = ctx.namespace;
         // In-process first: the memory backend, or a trusted L1.
-        if let Some(local) = &inner.local
-            && self.local_usable()
-            && let (Some(namespace), Some(all)) = (ns.generation.get(), inner.all_gen.get())
-            && let Some(path) = ctx.path.map_or(Some(0), |p| p.generation.get())
-        {
-            let gens = Gens {
-                namespace,
-                all,
-                path,
-            };
-            if let Some((entry, fresh)) = local.get_any(key).await
-                && entry.gens == gens
-                && inner.key_epochs.is_current(entry.ticket)
-                && let Some(value) = entry.value.downcast_ref::<T>()
-            {
-                let meta = EntryMeta {
-                    created_ms: entry.created_ms,
-                    expires_ms: (entry.expires_ms != 0).then_some(entry.expires_ms),
-                };
-                let age = tokio::time::Instant::now().saturating_duration_since(entry.created_at);
-                let seen = Seen::found(value.clone(), meta, gens, age, None, fresh);
-                if fresh || inner.remote.is_none() {
-                    return seen;
-                }
-            }
-            if inner.remote.is_none() {
-                return Seen::plain(Lookup::Miss(gens));
-            }
+        if let Some(seen) = self.lookup_in_process(ctx, key).await {
+            return seen;
         }
         let Some(remote) = &inner.remote else {
             // Memory backend whose generation is always known: unreachable in practice.
             return Seen::plain(Lookup::Bypass);
         };
-        let key_ticket = inner.key_epochs.ticket(key);
-        let bus_fence = inner.bus.fence();
+        let key_ticket = inner.state.key_epochs.ticket(key);
+        let bus_fence = inner.state.fence();
         let ns_ticket = ns.generation.ticket();
-        let all_ticket = inner.all_gen.ticket();
+        let all_ticket = inner.state.all_gen.ticket();
         let path_ticket = ctx.path.map(|p| p.generation.ticket());
         let read = match remote.read(key, &ns.name, ctx.path.map(|p| &*p.name)).await {
             Ok(read) => read,
@@ -115,9 +89,9 @@ impl Cache {
             }
         };
         // Only an L1 trusts remembered generations; plain Redis reads them with every entry.
-        if inner.local.is_some() {
+        if inner.state.l1.is_some() {
             ns.generation.learn(ns_ticket, read.gens.namespace);
-            inner.all_gen.learn(all_ticket, read.gens.all);
+            inner.state.all_gen.learn(all_ticket, read.gens.all);
             if let (Some(p), Some(ticket)) = (ctx.path, path_ticket) {
                 p.generation.learn(ticket, read.gens.path);
             }
@@ -133,13 +107,13 @@ impl Cache {
                 // Tiered: fill the L1 only if the bus was trusted throughout the read (a message
                 // missed meanwhile could concern this very value).
                 if fresh
-                    && let Some(local) = &inner.local
+                    && let Some(local) = &inner.state.l1
                     && self.local_usable()
-                    && inner.bus.fence() == bus_fence
+                    && inner.state.fence() == bus_fence
                 {
                     self.fill_local(ctx, key, &value, read.gens, meta, key_ticket)
                         .await;
-                    if inner.bus.fence() != bus_fence {
+                    if inner.state.fence() != bus_fence {
                         local.remove(key).await;
                     }
                 }
@@ -152,6 +126,43 @@ impl Cache {
                 Seen::plain(Lookup::Miss(read.gens))
             }
         }
+    }
+
+    /// The in-process part of [`Cache::lookup_full`]: the memory backend's answer, or a fresh
+    /// hit of a trusted L1; `None` when Redis must be read (an L1 miss, an expired L1 entry,
+    /// generations not known here, a bus not trusted).
+    async fn lookup_in_process<T: CacheValue>(&self, ctx: &Ctx<'_>, key: &str) -> Option<Seen<T>> {
+        let (inner, ns) = (&*self.inner, ctx.namespace);
+        if let Some(local) = &inner.state.l1
+            && self.local_usable()
+            && let (Some(namespace), Some(all)) = (ns.generation.get(), inner.state.all_gen.get())
+            && let Some(path) = ctx.path.map_or(Some(0), |p| p.generation.get())
+        {
+            let gens = Gens {
+                namespace,
+                all,
+                path,
+            };
+            if let Some((entry, fresh)) = local.get_any(key).await
+                && entry.gens == gens
+                && inner.state.key_epochs.is_current(entry.ticket)
+                && let Some(value) = entry.value.downcast_ref::<T>()
+            {
+                let meta = EntryMeta {
+                    created_ms: entry.created_ms,
+                    expires_ms: (entry.expires_ms != 0).then_some(entry.expires_ms),
+                };
+                let age = tokio::time::Instant::now().saturating_duration_since(entry.created_at);
+                let seen = Seen::found(value.clone(), meta, gens, age, None, fresh);
+                if fresh || inner.remote.is_none() {
+                    return Some(seen);
+                }
+            }
+            if inner.remote.is_none() {
+                return Some(Seen::plain(Lookup::Miss(gens)));
+            }
+        }
+        None
     }
 
     /// Decodes stored bytes; `Ok(None)` when the entry is valid but outdated.
@@ -188,7 +199,7 @@ impl Cache {
         meta: EntryMeta,
         ticket: KeyTicket,
     ) {
-        let Some(local) = &self.inner.local else {
+        let Some(local) = &self.inner.state.l1 else {
             return;
         };
         // An L1 entry never outlives its L2 entry.
@@ -218,9 +229,9 @@ impl Cache {
         };
         // Skip the fill if the key was invalidated since the value was read: it could
         // resurrect what the invalidation removed.
-        if self.inner.key_epochs.is_current(ticket) {
+        if self.inner.state.key_epochs.is_current(ticket) {
             local.insert(key.to_owned(), entry).await;
-            if !self.inner.key_epochs.is_current(ticket) {
+            if !self.inner.state.key_epochs.is_current(ticket) {
                 local.remove(key).await;
             }
         }

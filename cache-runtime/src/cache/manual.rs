@@ -55,6 +55,12 @@ impl Cache {
 
     /// The value of type `T` stored under `(namespace, key)`, if any. Backend failures count
     /// as a miss (logged and counted, never an error).
+    ///
+    /// # Cancel safety
+    /// Cancel safe: a read changes nothing shared. Dropped while Redis is being read, it counts
+    /// neither a hit nor a miss and fills no L1. If it was the circuit breaker's probe (the
+    /// first call after the cooldown), its slot is freed at once, without counting a failure
+    /// or restarting the cooldown: the breaker stays open and the next call is the probe.
     pub async fn get<T: CacheValue>(
         &self,
         namespace: &str,
@@ -90,6 +96,13 @@ impl Cache {
     /// invalidated). An error means it was not stored, and with Redis the previous value was
     /// deleted instead (or will be, once Redis answers: see [`crate::tiered`]); the caller may
     /// ignore it.
+    ///
+    /// # Cancel safety
+    /// Cancel safe. Memory: the value is stored or not. Redis (plain or tiered): the write,
+    /// its announcement on the bus and the clean-up after a failed write run to completion in
+    /// a task of the library's own runtime, so a dropped future leaves the key either holding
+    /// the new value, announced to every process, or deleted everywhere (pending and re-applied
+    /// if Redis cannot be reached); the new value may then land after the drop.
     pub async fn set<T: CacheValue>(
         &self,
         namespace: &str,
@@ -99,6 +112,34 @@ impl Cache {
     ) -> Result<(), Error> {
         let ns = self.namespace(namespace);
         let (full_key, type_tag) = self.manual_key::<T>(namespace, key)?;
+        if self.inner.remote.is_none() {
+            return self.write_manual(ns, full_key, type_tag, value, ttl).await;
+        }
+        let (cache, value) = (self.clone(), value.clone());
+        let write = async move {
+            cache
+                .write_manual(ns, full_key, type_tag, &value, ttl)
+                .await
+        };
+        match crate::background::spawn(write).await {
+            Ok(result) => result,
+            // A panic of the value's `Serialize` reaches the caller as on the memory backend.
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => Err(Error::Superseded),
+        }
+    }
+
+    /// [`Cache::set`] once its key is built: stores under the current generations (retried
+    /// if they change meanwhile) and, on Redis, deletes the old value everywhere if the write
+    /// failed.
+    async fn write_manual<T: CacheValue>(
+        &self,
+        ns: Arc<Namespace>,
+        full_key: String,
+        type_tag: [u8; 4],
+        value: &T,
+        ttl: Option<Duration>,
+    ) -> Result<(), Error> {
         let ctx = Ctx {
             namespace: &ns,
             path: None,
@@ -141,6 +182,13 @@ impl Cache {
     }
 
     /// Deletes the `T` stored under `(namespace, key)`, in every process.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: at its first poll the key's entry stops being served in this process (no
+    /// fill or single-flight of this process that began before it stores or is joined), and
+    /// the delete runs to completion in a task of its own: applied to Redis, announced and
+    /// acknowledged, or kept pending and re-applied when Redis answers (see
+    /// [`crate::tiered`]), even if this future is dropped.
     pub async fn delete<T: CacheValue>(
         &self,
         namespace: &str,
@@ -153,6 +201,19 @@ impl Cache {
 
     /// Returns the cached `T` under `(namespace, key)`, or runs `compute` once (single-flight),
     /// stores its result for `ttl` and returns it.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: dropping the future drops `compute` with it, and nothing stays wedged.
+    /// - The leader of the key's single-flight abandons it at once: a waiting caller of this
+    ///   process becomes the leader and runs its own `compute` once (see [`crate::flight`]).
+    ///   A follower simply stops waiting.
+    /// - On Redis, the fill lease is given back at once (in a background task), so other
+    ///   processes waiting for the key fill it themselves instead of waiting out
+    ///   [`crate::Config::fill_lease`].
+    /// - Nothing is stored unless the store had begun (on Redis: was sent); a value stored
+    ///   so was computed under the fill lease, which any invalidation voids, so it is never
+    ///   stale.
+    /// - A breaker probe's slot is freed as in [`Cache::get`].
     pub async fn get_or_insert_with<T, Fut>(
         &self,
         namespace: &str,
@@ -169,6 +230,9 @@ impl Cache {
     }
 
     /// Like [`Cache::get_or_insert_with`] for fallible computations: only `Ok` is stored.
+    ///
+    /// # Cancel safety
+    /// Cancel safe, as [`Cache::get_or_insert_with`].
     pub async fn get_or_try_insert_with<T, E, Fut>(
         &self,
         namespace: &str,
@@ -229,7 +293,8 @@ impl Cache {
         // invalidation would carry the old generation and be ignored by every reader.
         let trusted = self.inner.remote.is_none() || self.bus_healthy();
         if trusted
-            && let (Some(namespace), Some(all)) = (ns.generation.get(), self.inner.all_gen.get())
+            && let (Some(namespace), Some(all)) =
+                (ns.generation.get(), self.inner.state.all_gen.get())
             && let Some(path) = path.map_or(Some(0), |p| p.generation.get())
         {
             return Ok(Gens {
@@ -239,14 +304,14 @@ impl Cache {
             });
         }
         let remote = self.inner.remote.as_ref().ok_or(Error::NotConnected)?;
-        let (t1, t2) = (ns.generation.ticket(), self.inner.all_gen.ticket());
+        let (t1, t2) = (ns.generation.ticket(), self.inner.state.all_gen.ticket());
         let t3 = path.map(|p| p.generation.ticket());
         let path_key = path.map(|p| remote.gen_key(&p.name));
         let gens = remote
             .read_gens(&remote.gen_key(&ns.name), path_key.as_deref())
             .await?;
         ns.generation.learn(t1, gens.namespace);
-        self.inner.all_gen.learn(t2, gens.all);
+        self.inner.state.all_gen.learn(t2, gens.all);
         if let (Some(p), Some(t3)) = (path, t3) {
             p.generation.learn(t3, gens.path);
         }

@@ -9,9 +9,9 @@ use serde::de::DeserializeOwned;
 use crate::backend::memory::MemoryStore;
 use crate::backend::redis::RedisStore;
 use crate::config::Backend;
-use crate::epoch::KeyEpochs;
 use crate::flight::Flights;
-use crate::namespace::{Generation, Gens, Namespace, Registry};
+use crate::local_state::LocalState;
+use crate::namespace::{Gens, Namespace};
 use crate::stats::Counters;
 use crate::tiered::Bus;
 use crate::{Config, Error};
@@ -56,18 +56,14 @@ impl std::fmt::Debug for Cache {
 
 pub(crate) struct Inner {
     pub(crate) config: Config,
-    /// The memory backend, or the L1 of a tiered cache.
-    pub(crate) local: Option<MemoryStore>,
+    /// The L1 or memory store, generations, key epochs and fence: what the bus acts on.
+    pub(crate) state: LocalState,
     /// Redis, single node or Cluster.
     pub(crate) remote: Option<RedisStore>,
     pub(crate) flights: Flights,
-    pub(crate) namespaces: Registry,
-    pub(crate) all_gen: Generation,
     pub(crate) counters: Counters,
     /// The invalidation bus and pending invalidations (Redis backends).
     pub(crate) bus: Bus,
-    /// Per-key invalidation epochs (see [`crate::epoch`]).
-    pub(crate) key_epochs: KeyEpochs,
     /// Fill leases held, renewed in the background (see `fill.rs`).
     pub(crate) renewals: fill::Renewals,
     /// Stale back-off and running refreshes (see [`resil`]).
@@ -75,19 +71,12 @@ pub(crate) struct Inner {
 }
 
 /// Where an entry came from and how old it is, for HTTP `Age` and `max-age`.
-///
-/// More fields may come: it is read, never built outside this crate.
-///
-/// ```compile_fail
-/// let m = cache_runtime::EntryMeta { created_ms: 0, expires_ms: None };
-/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct EntryMeta {
+pub(crate) struct EntryMeta {
     /// Unix ms when the value was computed.
-    pub created_ms: u64,
+    pub(crate) created_ms: u64,
     /// Unix ms when it expires; `None` when it has no TTL.
-    pub expires_ms: Option<u64>,
+    pub(crate) expires_ms: Option<u64>,
 }
 
 /// The outcome of a lookup.
@@ -155,6 +144,10 @@ pub(crate) fn type_tag_bytes<T: ?Sized>() -> [u8; 4] {
 impl Cache {
     /// Builds a cache. With Redis this validates the URL and returns at once: the connection
     /// is made in the background, and until it is up the cache fails open.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: it completes at its first poll (it waits on no I/O). A future dropped
+    /// before it was polled builds nothing and starts no background task.
     pub async fn new(config: Config) -> Result<Cache, Error> {
         config.validate()?;
         let remote = match &config.backend {
@@ -169,19 +162,12 @@ impl Cache {
         let memory_only = remote.is_none();
         let cache = Cache {
             inner: Arc::new(Inner {
-                all_gen: if memory_only {
-                    Generation::known(0)
-                } else {
-                    Generation::default()
-                },
+                state: LocalState::new(local, memory_only),
                 bus: Bus::new(),
                 config,
-                local,
                 remote,
                 flights: Flights::default(),
-                namespaces: Registry::default(),
                 counters: Counters::default(),
-                key_epochs: KeyEpochs::default(),
                 renewals: fill::Renewals::default(),
                 resil: resil::State::default(),
             }),
@@ -191,12 +177,12 @@ impl Cache {
             let weak = Arc::downgrade(&cache.inner);
             remote.incarnation.on_change(Box::new(move || {
                 if let Some(inner) = weak.upgrade() {
-                    crate::tiered::distrust(&inner);
+                    inner.state.distrust();
                 }
             }));
             remote.warm_up();
         }
-        crate::tiered::start(&cache);
+        crate::tiered::start(&cache.inner);
         Ok(cache)
     }
 
@@ -206,7 +192,10 @@ impl Cache {
     }
 
     pub(crate) fn namespace(&self, name: &str) -> Arc<Namespace> {
-        self.inner.namespaces.get(name, self.inner.remote.is_none())
+        self.inner
+            .state
+            .namespaces
+            .get(name, self.inner.remote.is_none())
     }
 
     /// What a single-flight for `key` records, see [`crate::epoch::Stamp`].
@@ -214,9 +203,9 @@ impl Cache {
     /// its callers then join no flight.
     pub(crate) fn stamp(&self, ctx: &Ctx<'_>, key: &str) -> crate::epoch::Stamp {
         let stamp = crate::epoch::Stamp::new(
-            self.inner.key_epochs.ticket(key),
+            self.inner.state.key_epochs.ticket(key),
             ctx.namespace.generation.ticket(),
-            self.inner.all_gen.ticket(),
+            self.inner.state.all_gen.ticket(),
         )
         .with_path(ctx.path.map_or(0, |p| p.generation.ticket()));
         if self.inner.remote.is_some() && !self.inner.bus.healthy() {
@@ -234,6 +223,7 @@ impl Cache {
 
 mod call;
 mod fill;
+mod health;
 mod invalidate;
 mod lookup;
 mod manual;

@@ -207,7 +207,7 @@ impl Cache {
                 return;
             };
             Counters::bump(&ctx.namespace.stats.refreshes);
-            let ticket = cache.inner.key_epochs.ticket(&key);
+            let ticket = cache.inner.state.key_epochs.ticket(&key);
             let out = AssertUnwindSafe(fut).catch_unwind().await;
             let Some(value) = out.as_ref().ok().and_then(M::cacheable) else {
                 Counters::bump(&ctx.namespace.stats.refresh_failures);
@@ -282,6 +282,13 @@ impl Cache {
     /// # Ok(())
     /// # }
     /// ```
+    ///
+    /// # Cancel safety
+    /// Cancel safe, as [`Cache::get_or_insert_with`], with one difference: the parts that
+    /// run in a task of their own are not stopped by a dropped caller. With `timeout` and a
+    /// stale value, the body runs in such a task, finishes and stores its value (over its
+    /// lease: an invalidation meanwhile wins); a background refresh started by a hit
+    /// (`refresh_after`) never depended on its caller.
     pub async fn get_or_insert_with_options<T, Fut>(
         &self,
         namespace: &str,
@@ -314,6 +321,9 @@ impl Cache {
     /// # Ok(())
     /// # }
     /// ```
+    ///
+    /// # Cancel safety
+    /// Cancel safe, as [`Cache::get_or_insert_with_options`].
     pub async fn get_or_try_insert_with_options<T, E, Fut>(
         &self,
         namespace: &str,

@@ -76,25 +76,59 @@ pub struct FillOptions {
 
 impl FillOptions {
     /// No TTL, no resilience: what [`Cache::get_or_insert_with`] does.
+    ///
+    /// ```
+    /// assert_eq!(cache_runtime::FillOptions::new().ttl, None);
+    /// ```
+    #[must_use]
     pub fn new() -> Self {
         Self::default()
     }
     /// Sets [`FillOptions::ttl`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let opts = cache_runtime::FillOptions::new().ttl(Duration::from_secs(60));
+    /// ```
+    #[must_use]
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.ttl = Some(ttl);
         self
     }
     /// Sets [`FillOptions::stale`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let opts = cache_runtime::FillOptions::new().ttl(Duration::from_secs(60)).stale(Duration::from_secs(3600));
+    /// ```
+    #[must_use]
     pub fn stale(mut self, stale: Duration) -> Self {
         self.stale = Some(stale);
         self
     }
     /// Sets [`FillOptions::timeout`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let opts = cache_runtime::FillOptions::new()
+    ///     .ttl(Duration::from_secs(60))
+    ///     .stale(Duration::from_secs(3600))
+    ///     .timeout(Duration::from_millis(200));
+    /// ```
+    #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
     }
     /// Sets [`FillOptions::refresh_after`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let opts = cache_runtime::FillOptions::new()
+    ///     .ttl(Duration::from_secs(60))
+    ///     .refresh_after(Duration::from_secs(45));
+    /// ```
+    #[must_use]
     pub fn refresh_after(mut self, after: Duration) -> Self {
         self.refresh_after = Some(after);
         self

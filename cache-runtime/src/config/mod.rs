@@ -20,8 +20,12 @@ use crate::codec::CodecKind;
 use crate::key::DEFAULT_MAX_KEY_LEN;
 use crate::redact::redact_url;
 
+#[cfg(feature = "tls")]
+pub(crate) mod tls;
 mod validate;
 
+#[cfg(feature = "tls")]
+pub use tls::Tls;
 pub use validate::ConfigError;
 
 /// Where entries live.
@@ -57,6 +61,12 @@ impl L1 {
     /// An L1 holding at most `max_entries` values, each for at most `ttl` (and never longer than
     /// its Redis entry). The TTL is also the staleness bound if the invalidation bus fails
     /// silently; see [`crate::tiered`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let l1 = cache_runtime::L1::new(10_000, Duration::from_secs(30));
+    /// let config = cache_runtime::Config::redis("redis://127.0.0.1:6379").with_l1(l1);
+    /// ```
     #[must_use]
     pub fn new(max_entries: u64, ttl: Duration) -> Self {
         Self { max_entries, ttl }
@@ -89,6 +99,8 @@ pub struct Config {
     pub(crate) bus_heartbeat: Duration,
     pub(crate) fill_lease: Duration,
     pub(crate) cross_process_single_flight: bool,
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<tls::Tls>,
 }
 
 impl Config {
@@ -109,21 +121,41 @@ impl Config {
             bus_heartbeat: Duration::from_millis(500),
             fill_lease: Duration::from_secs(5),
             cross_process_single_flight: true,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 
     /// The embedded in-process cache (moka): 10,000 entries and 64 MiB by default.
+    ///
+    /// ```
+    /// let config = cache_runtime::Config::memory().max_entries(100_000);
+    /// ```
+    #[must_use]
     pub fn memory() -> Self {
         Self::with_backend(Backend::Memory)
     }
 
     /// One Redis server, e.g. `redis://:password@127.0.0.1:6379/2` (user, password and
     /// database number from the URL; `rediss://` with the `tls` feature).
+    ///
+    /// ```
+    /// let config = cache_runtime::Config::redis("redis://127.0.0.1:6379/2").prefix("my_app");
+    /// ```
+    #[must_use]
     pub fn redis(url: impl Into<String>) -> Self {
         Self::with_backend(Backend::Redis(url.into()))
     }
 
     /// A Redis Cluster, given one or more of its nodes' URLs.
+    ///
+    /// ```
+    /// let config = cache_runtime::Config::redis_cluster([
+    ///     "redis://10.0.0.1:7000",
+    ///     "redis://10.0.0.2:7000",
+    /// ]);
+    /// ```
+    #[must_use]
     pub fn redis_cluster<I, S>(urls: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -321,6 +353,27 @@ impl Config {
     #[must_use]
     pub fn cross_process_single_flight(mut self, on: bool) -> Self {
         self.cross_process_single_flight = on;
+        self
+    }
+
+    /// `rediss://` (feature `tls`): a private CA to trust and a client certificate for mutual
+    /// TLS, for every connection (the store's, each Cluster node's, the bus'). Given with a
+    /// URL that is not `rediss://`, [`crate::Cache::new`] fails with
+    /// [`crate::Error::InvalidUrl`]. See [`Tls`].
+    ///
+    /// ```
+    /// use cache_runtime::{Config, Tls};
+    /// # fn main() -> std::io::Result<()> {
+    /// # let dir = std::env::temp_dir();
+    /// # std::fs::write(dir.join("ca.pem"), b"")?;
+    /// let ca = std::fs::read(dir.join("ca.pem"))?;
+    /// let config = Config::redis("rediss://127.0.0.1:6380").tls(Tls::new().ca_pem(ca));
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "tls")]
+    #[must_use]
+    pub fn tls(mut self, tls: Tls) -> Self {
+        self.tls = Some(tls);
         self
     }
 }

@@ -39,12 +39,26 @@ impl Default for HttpConfig {
 
 impl HttpConfig {
     /// `Cache-Control: public` (the default) or `private`.
+    ///
+    /// ```
+    /// use cache_runtime::http::{HttpConfig, Visibility};
+    /// let config = HttpConfig::default().visibility(Visibility::Private);
+    /// ```
+    #[must_use]
     pub fn visibility(mut self, visibility: Visibility) -> Self {
         self.visibility = visibility;
         self
     }
 
-    /// The name of the header that says `HIT`, `MISS` or `BYPASS` (default `X-Cache`).
+    /// The name of the header that says `HIT`, `MISS` or `BYPASS` (default `X-Cache`);
+    /// [`Error::InvalidConfig`] if it is not a header name.
+    ///
+    /// ```
+    /// use cache_runtime::http::HttpConfig;
+    /// let config = HttpConfig::default().status_header("X-Cache-Status")?;
+    /// assert!(HttpConfig::default().status_header("not a header").is_err());
+    /// # Ok::<(), cache_runtime::Error>(())
+    /// ```
     pub fn status_header(mut self, name: &str) -> Result<Self, Error> {
         self.status_header = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| Error::InvalidConfig(crate::ConfigError::HeaderName(name.to_string())))?;

@@ -14,22 +14,29 @@
 use crate::{Cache, Error};
 
 /// Drops every cached response of `path` (for example `/items/1`; a query string is ignored:
-/// all of them go) in `namespace`, in the global cache, in every process. Failures are logged and counted, and with Redis kept and re-applied when it
-/// answers; [`invalidate_path_in`] returns them.
-pub async fn invalidate_path(namespace: &str, path: &str) {
-    match crate::global() {
-        Some(cache) => {
-            let _ = invalidate_path_in(cache, namespace, path).await;
-        }
-        None => tracing::warn!(
-            namespace,
-            path,
-            "invalidate_path before cache_runtime::init; nothing to do"
-        ),
-    }
+/// all of them go) in `namespace`, in the global cache, in every process. Errors as every
+/// invalidation (see [the convention](crate#invalidation-errors)).
+///
+/// # Cancel safety
+/// Cancel safe, as [`crate::Cache::invalidate_namespace`]: once polled, the path's responses
+/// stop being served in this process and the invalidation completes in a task of its own.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), cache_runtime::Error> {
+/// cache_runtime::init(cache_runtime::Config::memory()).await?;
+/// cache_runtime::http::invalidate_path("items", "/items/1").await?;
+/// # Ok(())
+/// # }
+/// ```
+pub async fn invalidate_path(namespace: &str, path: &str) -> Result<(), Error> {
+    invalidate_path_in(crate::cache()?, namespace, path).await
 }
 
 /// [`invalidate_path`] on a given cache, with the error.
+///
+/// # Cancel safety
+/// Cancel safe, as [`invalidate_path`].
 pub async fn invalidate_path_in(cache: &Cache, namespace: &str, path: &str) -> Result<(), Error> {
     let path = path.split_once('?').map_or(path, |(p, _)| p);
     let path_ns = path_namespace(namespace, &super::key::normalize_path(path));

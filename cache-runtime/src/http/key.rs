@@ -145,7 +145,7 @@ pub fn request_key(
     key_with_head(&head(prefix, namespace), max_len, path, query, vary_values)
 }
 
-/// [`request_key`] with the head already built.
+/// The key of `GET path?query` with these varied values, under a head built by [`head`].
 pub(crate) fn key_with_head(
     head: &str,
     max_len: usize,

@@ -2,7 +2,7 @@
 //! response and speaks HTTP caching (ETag, 304, `Cache-Control`, `Age`, `X-Cache`).
 //!
 //! ```
-//! use axum::{Json, Router, extract::{Path, State}, routing::get};
+//! use axum::{Json, Router, extract::{Path, State}, http::StatusCode, routing::get};
 //! use cache_runtime::cached;
 //!
 //! #[derive(Clone)]
@@ -16,10 +16,14 @@
 //!     Json(Item { id, name: format!("item {id}") })
 //! }
 //!
-//! async fn put_item(Path(id): Path<u64>) {
+//! async fn put_item(Path(id): Path<u64>) -> StatusCode {
 //!     // ... write the item, then drop its cached responses (every query and header
 //!     // variant), in every process:
-//!     cache_runtime::http::invalidate_path("items", &format!("/items/{id}")).await;
+//!     match cache_runtime::http::invalidate_path("items", &format!("/items/{id}")).await {
+//!         Ok(()) => StatusCode::NO_CONTENT,
+//!         // Redis unreachable: the invalidation is kept and re-applied when it answers.
+//!         Err(_) => StatusCode::ACCEPTED,
+//!     }
 //! }
 //!
 //! let app: Router = Router::new()
@@ -65,7 +69,7 @@
 //!
 //! `expire = N` is how long the **server** keeps an entry; `namespace` groups entries for
 //! [`crate::invalidate_namespace`] and [`invalidate_path`]. What **clients and shared caches**
-//! may do is separate ([`cache_control::Freshness`]): by default responses say
+//! may do is separate (`http(max_age = ..)` and the other freshness options): by default responses say
 //! `Cache-Control: public, no-cache` with an `ETag`, so browsers, nginx and CDNs may store
 //! them but ask every time; the server answers that from its own cache with a bodiless 304
 //! (no handler run), and since writes invalidate the server's entries nobody sees a response
@@ -99,23 +103,23 @@
 //!   only); any other method runs the handler and returns its response untouched.
 //! - **What is stored**: status, the headers that matter and the body bytes, for 2xx
 //!   responses (but 206) that set no cookie and whose `Cache-Control` says neither `private`,
-//!   `no-store` nor `no-cache`; see [`response`]. Everything else passes through.
+//!   `no-store` nor `no-cache`. Everything else passes through.
 //! - **ETag**: strong, quoted, BLAKE3 of the body bytes, the same in every process
-//!   ([`etag`]). `If-None-Match` (a list, weak comparison, `*`) that matches gives `304 Not
+//!   (a hash of the body). `If-None-Match` (a list, weak comparison, `*`) that matches gives `304 Not
 //!   Modified` with `ETag`, `Last-Modified`, `Cache-Control` and no body, on a hit without
 //!   running the handler, and on a miss too.
 //! - **Headers we send**: `Cache-Control: public|private, no-cache` (or the `max_age`, ...
 //!   options), `Age` on hits, `Vary` for varied headers, and `X-Cache: HIT|MISS|BYPASS`.
-//! - **Validators** ([`validators`]): `ETag` and `Last-Modified` (the entry's creation time).
+//! - **Validators**: `ETag` and `Last-Modified` (the entry's creation time).
 //!   `If-None-Match` decides when present; otherwise `If-Modified-Since` at or after
 //!   `Last-Modified` gives a 304 (RFC 9110 13.1.3).
-//! - **Request `Cache-Control`** ([`cache_control`], RFC 9111 5.2.1): `no-store` means no read
+//! - **Request `Cache-Control`** (RFC 9111 5.2.1): `no-store` means no read
 //!   and no write (`BYPASS`); `no-cache` or `max-age=0` run the handler and refresh the entry
 //!   (`MISS`); `max-age=N` refreshes an entry older than `N` s and `min-fresh=N` one whose
 //!   server TTL ends within `N` s; `max-stale[=N]` is accepted and changes nothing (the server
 //!   never serves an expired entry); `only-if-cached` answers from the cache or with `504
 //!   Gateway Timeout`, never running the handler. Lists such as `no-cache, no-store` work.
-//! - **Key** ([`key`]): GET, the path, the query in canonical order, and the values of the
+//! - **Key**: GET, the path, the query in canonical order, and the values of the
 //!   varied headers.
 //! - **Credentials**: a request with `Authorization` or `Cookie` is never answered from, nor
 //!   stored into, a shared entry (`BYPASS`, `Cache-Control: private`), unless the handler
@@ -126,7 +130,7 @@
 //!
 //! # Invalidation
 //! With `http(route = "/items/{id}")` the macro adds a typed companion next to the handler,
-//! taking the handler's `Path` arguments: `get_item_invalidate(Path(id)).await` drops every
+//! taking the handler's `Path` arguments: `get_item_invalidate(Path(id)).await?` drops every
 //! cached response of `/items/{id}` (any query, any varied header). The placeholders must be
 //! named like the `Path` bindings (a compile error says so), and the route is the full path
 //! the client requests (include a `Router::nest` prefix).
@@ -139,9 +143,12 @@
 //!     Json(id)
 //! }
 //!
-//! async fn put_item(Path(id): Path<u64>) {
+//! async fn put_item(Path(id): Path<u64>) -> axum::http::StatusCode {
 //!     // ... write, then:
-//!     get_item_invalidate(Path(id)).await;
+//!     match get_item_invalidate(Path(id)).await {
+//!         Ok(()) => axum::http::StatusCode::NO_CONTENT,
+//!         Err(_) => axum::http::StatusCode::ACCEPTED, // kept, re-applied later
+//!     }
 //! }
 //! # let _: axum::Router = axum::Router::new()
 //! #     .route("/items/{id}", axum::routing::get(get_item).put(put_item));
@@ -150,16 +157,22 @@
 //! [`invalidate_path`] does the same from a string, [`crate::invalidate_namespace`] drops
 //! all responses of a namespace. All work on every backend, across processes, in O(1).
 
+// The HTTP rules' building blocks: hidden (not a stable API), public for their tests.
+#[doc(hidden)]
 pub mod cache_control;
 mod config;
+#[doc(hidden)]
 pub mod etag;
 mod invalidate;
+#[doc(hidden)]
 pub mod key;
 mod refresh;
 mod request;
+#[doc(hidden)]
 pub mod response;
 mod serve;
 mod site;
+#[doc(hidden)]
 pub mod validators;
 
 pub use cache_control::Visibility;

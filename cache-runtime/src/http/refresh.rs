@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::response::{Captured, StorePolicy, capture};
 use super::serve::{Detached, HttpMode};
 use super::site::HttpSite;
-use crate::EntryMeta;
+use crate::cache::EntryMeta;
 use crate::cache::{Ctx, DetachedSite, FillOptions, RefreshFrom};
 
 /// Starts the refresh of the response under `key` (read with `meta`, and `bytes` from Redis)

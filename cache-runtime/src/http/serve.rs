@@ -35,7 +35,7 @@ use super::cache_control::{RequestDirectives, Visibility};
 use super::request::RequestParts;
 use super::response::{Captured, StorePolicy, StoredResponse, capture};
 use super::site::{HttpSite, Resolved, SiteState};
-use crate::EntryMeta;
+use crate::cache::EntryMeta;
 use crate::cache::{Ctx, Lookup, Mode};
 use crate::stats::Counters;
 use crate::warn::now_ms;

@@ -133,7 +133,7 @@ impl HttpSite {
         if let Some(state) = self.state.get() {
             return Some(state);
         }
-        let cache = crate::global()?;
+        let cache = crate::global_cache()?;
         Some(self.state.get_or_init(|| SiteState {
             cache,
             namespace: cache.namespace(self.spec.namespace),

@@ -79,11 +79,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::time::Duration;
 
-use crate::Error;
-use crate::backend::redis::Target;
-use crate::cache::{Cache, Inner};
+use crate::backend::redis::{RedisStore, Target};
+use crate::local_state::LocalState;
 use crate::stats::Counters;
 use crate::warn::warn_limited;
+use crate::{Config, Error};
 
 mod acks;
 pub(crate) mod message;
@@ -93,7 +93,23 @@ mod validity;
 
 use message::Message;
 pub(crate) use message::Pending;
-pub(crate) use recovery::PendingSet;
+pub(crate) use recovery::{PendingSet, flush_pending};
+
+/// What the bus sees of a cache (as tokio's task module sees its scheduler through
+/// `Schedule`): its settings, its Redis, its counters, its bus state and the in-process state
+/// the bus acts on. Nothing else: the bus never reaches into the cache's lookups or fills.
+pub(crate) trait Host: Send + Sync + 'static {
+    /// The cache's settings.
+    fn config(&self) -> &Config;
+    /// Its Redis (`None`: the memory backend, which has no bus).
+    fn remote(&self) -> Option<&RedisStore>;
+    /// Its counters (bus failures count as errors).
+    fn counters(&self) -> &Counters;
+    /// Its bus state.
+    fn bus(&self) -> &Bus;
+    /// Its L1, generations, key epochs and fence.
+    fn local(&self) -> &LocalState;
+}
 
 /// Bus state of one cache.
 pub(crate) struct Bus {
@@ -104,10 +120,7 @@ pub(crate) struct Bus {
     validity: validity::Validity,
     acks: acks::Acks,
     heartbeat_seq: AtomicU64,
-    /// Bumped whenever the L1 stops being trustworthy: a fill whose read began before must
-    /// not land.
-    fence: AtomicU64,
-    pub(crate) pending: PendingSet,
+    pending: PendingSet,
 }
 
 impl Bus {
@@ -120,7 +133,6 @@ impl Bus {
             validity: validity::Validity::default(),
             acks: acks::Acks::default(),
             heartbeat_seq: AtomicU64::new(0),
-            fence: AtomicU64::new(0),
             pending: PendingSet::default(),
         }
     }
@@ -130,13 +142,13 @@ impl Bus {
         self.subscribed.load(SeqCst) && self.validity.fresh()
     }
 
-    /// Take before reading Redis; an L1 fill may land only while it is unchanged.
-    pub(crate) fn fence(&self) -> u64 {
-        self.fence.load(SeqCst)
-    }
-
     pub(crate) fn has_pending(&self) -> bool {
         self.pending.any()
+    }
+
+    /// How many invalidations are pending.
+    pub(crate) fn pending_len(&self) -> usize {
+        self.pending.len()
     }
 
     /// Whether a pending invalidation covers this key.
@@ -145,52 +157,30 @@ impl Bus {
     }
 }
 
-impl Cache {
-    /// Redis backends: whether the invalidation bus is up (this process hears other
-    /// processes' invalidations within the validity term); on a tiered cache, whether the L1 is
-    /// in use. Always `false` for the memory backend.
-    pub fn bus_healthy(&self) -> bool {
-        self.inner.remote.is_some() && self.inner.bus.healthy()
-    }
-
-    /// Invalidations that could not reach Redis yet and will be re-applied.
-    pub fn pending_invalidations(&self) -> usize {
-        self.inner.bus.pending.len()
-    }
-
-    /// Tiered caches: the L1 validity term `T = 2 × bus_heartbeat + timeout` (1.05 s by
-    /// default). A process that cannot hear the bus stops serving its L1 within `T`, and an
-    /// invalidation waits at most `T` for a process that does not acknowledge it (see
-    /// [`crate::tiered`]).
-    pub fn staleness_bound(&self) -> Duration {
-        term(&self.inner.config)
-    }
-}
-
-/// The L1 validity term.
-fn term(config: &crate::Config) -> Duration {
+/// The L1 validity term `T = 2 × bus_heartbeat + timeout`.
+pub(crate) fn term(config: &Config) -> Duration {
     config
         .bus_heartbeat
         .saturating_mul(2)
         .saturating_add(config.timeout)
 }
 
-fn channel(inner: &Inner) -> String {
-    format!("{}:__bus", inner.config.prefix)
+fn channel(config: &Config) -> String {
+    format!("{}:__bus", config.prefix)
 }
 
 /// Applies `op` to Redis and, on a tiered cache, publishes it with `seq` (0: no acknowledgement
 /// wanted), in one round trip.
-async fn perform(inner: &Inner, op: &Pending, seq: u64, probe: bool) -> Result<(), Error> {
-    let remote = inner.remote.as_ref().ok_or(Error::NotConnected)?;
+async fn perform(host: &dyn Host, op: &Pending, seq: u64, probe: bool) -> Result<(), Error> {
+    let remote = host.remote().ok_or(Error::NotConnected)?;
     let target = match op {
         Pending::Key(key) => Target::Key(key),
         Pending::Namespace(ns) => Target::Namespace(ns),
         Pending::All => Target::All,
     };
-    let channel = channel(inner);
+    let channel = channel(host.config());
     let message = Message::Invalidate {
-        source: inner.bus.source,
+        source: host.bus().source,
         seq,
         op: op.clone(),
     }
@@ -202,46 +192,31 @@ async fn perform(inner: &Inner, op: &Pending, seq: u64, probe: bool) -> Result<(
 
 /// Applies the local side of an invalidation: the L1 entries and cached generations it
 /// affects, retiring fills, flights and generation reads that overlapped it.
-pub(crate) async fn drop_local(inner: &Inner, op: &Pending) {
+pub(crate) async fn drop_local(local: &LocalState, op: &Pending) {
     match op {
-        Pending::Key(key) => {
-            inner.key_epochs.bump(key);
-            if let Some(local) = &inner.local {
-                local.remove(key).await;
-            }
-        }
-        Pending::Namespace(name) => {
-            if let Some(ns) = inner.namespaces.find(name) {
-                ns.generation.forget();
-            }
-        }
-        Pending::All => {
-            inner.bus.fence.fetch_add(1, SeqCst);
-            inner.all_gen.forget();
-            if let Some(local) = &inner.local {
-                local.clear();
-            }
-        }
+        Pending::Key(key) => local.drop_key(key).await,
+        Pending::Namespace(name) => local.drop_namespace(name),
+        Pending::All => local.drop_all(),
     }
 }
 
 /// Applies an invalidation to Redis, announces it and (tiered) waits for every live process to
 /// acknowledge it, or for the validity term; keeps it pending if Redis fails.
-pub(crate) async fn apply(cache: &Cache, op: Pending) -> Result<(), Error> {
-    let inner = &*cache.inner;
-    let waiting = inner.bus.acks.begin();
+pub(crate) async fn apply<H: Host>(host: &Arc<H>, op: Pending) -> Result<(), Error> {
+    let bus = host.bus();
+    let waiting = bus.acks.begin();
     let seq = waiting.seq;
-    match perform(inner, &op, seq, false).await {
+    match perform(&**host, &op, seq, false).await {
         Ok(()) => {
-            let deadline = tokio::time::Instant::now() + term(&inner.config);
+            let deadline = tokio::time::Instant::now() + term(host.config());
             waiting.until(deadline).await;
             Ok(())
         }
         Err(e) => {
-            Counters::bump(&inner.counters.errors);
+            Counters::bump(&host.counters().errors);
             warn_limited!(error = %e, ?op, "invalidation could not reach redis; it is kept and re-applied when redis answers");
-            inner.bus.pending.add(op);
-            recovery::spawn(cache);
+            bus.pending.add(op);
+            recovery::spawn(host);
             Err(e)
         }
     }
@@ -249,27 +224,30 @@ pub(crate) async fn apply(cache: &Cache, op: Pending) -> Result<(), Error> {
 
 /// Announces a write on the bus (tiered only); with `wait`, like an invalidation, returns once
 /// every live process dropped its old copy. A failed announcement is kept pending.
-pub(crate) async fn announce(cache: &Cache, op: Pending, wait: bool) {
-    let inner = &*cache.inner;
-    let Some(remote) = &inner.remote else { return };
-    let waiting = wait.then(|| inner.bus.acks.begin());
+pub(crate) async fn announce<H: Host>(host: &Arc<H>, op: Pending, wait: bool) {
+    let Some(remote) = host.remote() else { return };
+    let bus = host.bus();
+    let waiting = wait.then(|| bus.acks.begin());
     let message = Message::Invalidate {
-        source: inner.bus.source,
+        source: bus.source,
         seq: waiting.as_ref().map_or(0, |w| w.seq),
         op: op.clone(),
     };
-    match remote.publish(&channel(inner), &message.encode()).await {
+    match remote
+        .publish(&channel(host.config()), &message.encode())
+        .await
+    {
         Ok(()) => {
             if let Some(waiting) = waiting {
-                let deadline = tokio::time::Instant::now() + term(&inner.config);
+                let deadline = tokio::time::Instant::now() + term(host.config());
                 waiting.until(deadline).await;
             }
         }
         Err(e) => {
-            Counters::bump(&inner.counters.errors);
+            Counters::bump(&host.counters().errors);
             warn_limited!(error = %e, "could not announce a write on the bus; re-applying it later");
-            inner.bus.pending.add(op);
-            recovery::spawn(cache);
+            bus.pending.add(op);
+            recovery::spawn(host);
         }
     }
 }
@@ -277,31 +255,12 @@ pub(crate) async fn announce(cache: &Cache, op: Pending, wait: bool) {
 /// Starts the bus tasks of a Redis-backed cache (no-op for the memory backend). Every Redis
 /// instance is a bus member, with or without an L1: it acknowledges other processes'
 /// invalidations (which retire its single-flights too) and waits for theirs.
-pub(crate) fn start(cache: &Cache) {
-    if cache.inner.remote.is_none() {
+pub(crate) fn start<H: Host>(host: &Arc<H>) {
+    if host.remote().is_none() {
         return;
     }
-    let weak = Arc::downgrade(&cache.inner);
+    let weak = Arc::downgrade(host);
     crate::background::spawn(subscriber::subscriber(weak.clone()));
     crate::background::spawn(subscriber::heartbeat(weak.clone()));
     crate::background::spawn(subscriber::watchdog(weak));
-}
-
-/// Retires everything this process holds for the whole cache (an invalidation of everything
-/// starting here): no L1 fill begun before lands, and the cache generation is re-read.
-pub(crate) fn distrust_generations(inner: &Inner) {
-    inner.bus.fence.fetch_add(1, SeqCst);
-    inner.all_gen.forget();
-}
-
-/// Flushes the L1 and forgets cached generations: nothing in it can be trusted any more.
-pub(crate) fn distrust(inner: &Inner) {
-    inner.bus.fence.fetch_add(1, SeqCst);
-    if let Some(local) = &inner.local {
-        local.clear();
-    }
-    inner.all_gen.forget();
-    for ns in inner.namespaces.all() {
-        ns.generation.forget();
-    }
 }

@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use super::{Pending, drop_local, perform};
-use crate::cache::{Cache, Inner};
+use super::{Host, Pending, drop_local, perform};
 
 /// How often the recovery task retries at most (it is also woken by the bus).
 const RECOVERY_RETRY: Duration = Duration::from_millis(25);
@@ -66,60 +65,45 @@ impl PendingSet {
     }
 }
 
-impl Cache {
-    /// Waits until every pending invalidation has been re-applied to Redis (and announced), or
-    /// until `limit` has passed; returns how many are still pending. Call it on a graceful
-    /// shutdown, so that invalidations made while Redis was unreachable are not lost with the
-    /// process.
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), cache_runtime::Error> {
-    /// let cache = cache_runtime::Cache::new(cache_runtime::Config::memory()).await?;
-    /// assert_eq!(cache.flush_pending(std::time::Duration::from_secs(5)).await, 0);
-    /// # Ok(())
-    /// # }
-    /// ```
-    ///
-    /// # Cancel safety
-    /// Cancel safe: it only waits; the re-application goes on in the background.
-    pub async fn flush_pending(&self, limit: Duration) -> usize {
-        let pending = &self.inner.bus.pending;
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
-            let emptied = pending.emptied.notified();
-            if !pending.any() {
-                return 0;
-            }
-            spawn(self);
-            pending.wake.notify_one();
-            if tokio::time::timeout_at(deadline, emptied).await.is_err() {
-                return pending.len();
-            }
+/// Waits until every pending invalidation of `host` has been re-applied to Redis (and
+/// announced), or until `limit` has passed; returns how many are still pending (see
+/// [`crate::Cache::flush_pending`]). Cancel safe: it only waits.
+pub(crate) async fn flush_pending<H: Host>(host: &Arc<H>, limit: Duration) -> usize {
+    let pending = &host.bus().pending;
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let emptied = pending.emptied.notified();
+        if !pending.any() {
+            return 0;
+        }
+        spawn(host);
+        pending.wake.notify_one();
+        if tokio::time::timeout_at(deadline, emptied).await.is_err() {
+            return pending.len();
         }
     }
 }
 
 /// Starts the recovery task unless it runs.
-pub(super) fn spawn(cache: &Cache) {
-    if cache.inner.bus.pending.recovering.swap(true, SeqCst) {
+pub(super) fn spawn<H: Host>(host: &Arc<H>) {
+    if host.bus().pending.recovering.swap(true, SeqCst) {
         return;
     }
-    crate::background::spawn(recover(Arc::downgrade(&cache.inner)));
+    crate::background::spawn(recover(Arc::downgrade(host)));
 }
 
 /// Re-applies pending invalidations, oldest first, until none is left.
-async fn recover(weak: Weak<Inner>) {
+async fn recover<H: Host>(weak: Weak<H>) {
     loop {
         {
-            let Some(inner) = weak.upgrade() else { return };
-            let set = &inner.bus.pending;
+            let Some(host) = weak.upgrade() else { return };
+            let set = &host.bus().pending;
             let ops = set.lock().clone();
             for (op, seq) in ops {
-                if perform(&inner, &op, 0, true).await.is_err() {
+                if perform(&*host, &op, 0, true).await.is_err() {
                     break;
                 }
-                drop_local(&inner, &op).await;
+                drop_local(host.local(), &op).await;
                 // Keep it if it was requested again meanwhile: that request came later.
                 set.lock().retain(|(p, s)| !(p == &op && *s == seq));
             }
@@ -132,8 +116,8 @@ async fn recover(weak: Weak<Inner>) {
                 return;
             }
         }
-        let Some(inner) = weak.upgrade() else { return };
+        let Some(host) = weak.upgrade() else { return };
         // `notify_one` leaves a permit when nobody waits, so no wake-up is lost here.
-        let _ = tokio::time::timeout(RECOVERY_RETRY, inner.bus.pending.wake.notified()).await;
+        let _ = tokio::time::timeout(RECOVERY_RETRY, host.bus().pending.wake.notified()).await;
     }
 }

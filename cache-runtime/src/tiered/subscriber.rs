@@ -8,29 +8,30 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 
-use super::{Message, channel, distrust, drop_local, term};
-use crate::cache::Inner;
+use super::{Host, Message, channel, drop_local, term};
 use crate::stats::Counters;
 use crate::warn::warn_limited;
 
 /// Publishes one heartbeat, remembering when it was sent.
-async fn send_heartbeat(inner: &Inner) {
-    let Some(remote) = &inner.remote else { return };
-    let seq = inner.bus.heartbeat_seq.fetch_add(1, SeqCst);
-    inner.bus.validity.sending(seq);
+async fn send_heartbeat(host: &dyn Host) {
+    let Some(remote) = host.remote() else { return };
+    let seq = host.bus().heartbeat_seq.fetch_add(1, SeqCst);
+    host.bus().validity.sending(seq);
     let message = Message::Heartbeat {
-        source: inner.bus.source,
+        source: host.bus().source,
         seq,
     };
-    let _ = remote.publish(&channel(inner), &message.encode()).await;
+    let _ = remote
+        .publish(&channel(host.config()), &message.encode())
+        .await;
 }
 
-pub(super) async fn heartbeat(weak: Weak<Inner>) {
+pub(super) async fn heartbeat<H: Host>(weak: Weak<H>) {
     loop {
         let interval = {
-            let Some(inner) = weak.upgrade() else { return };
-            send_heartbeat(&inner).await;
-            inner.config.bus_heartbeat
+            let Some(host) = weak.upgrade() else { return };
+            send_heartbeat(&*host).await;
+            host.config().bus_heartbeat
         };
         tokio::time::sleep(interval).await;
     }
@@ -38,28 +39,29 @@ pub(super) async fn heartbeat(weak: Weak<Inner>) {
 
 /// Notices a lapsed validity lease (for the log, the counter and to free the L1's memory);
 /// reads do not depend on it: each checks the lease itself.
-pub(super) async fn watchdog(weak: Weak<Inner>) {
+pub(super) async fn watchdog<H: Host>(weak: Weak<H>) {
     loop {
         let period = {
-            let Some(inner) = weak.upgrade() else { return };
-            if !inner.bus.healthy() && inner.bus.healthy.swap(false, SeqCst) {
-                distrust(&inner);
-                Counters::bump(&inner.counters.errors);
+            let Some(host) = weak.upgrade() else { return };
+            if !host.bus().healthy() && host.bus().healthy.swap(false, SeqCst) {
+                host.local().distrust();
+                Counters::bump(&host.counters().errors);
                 tracing::warn!(
                     "invalidation bus silent or down; L1 flushed and bypassed until it is back"
                 );
             }
-            (inner.config.bus_heartbeat / 5).max(Duration::from_millis(1))
+            (host.config().bus_heartbeat / 5).max(Duration::from_millis(1))
         };
         tokio::time::sleep(period).await;
     }
 }
 
-async fn connect(urls: &[String], chan: &str, timeout: Duration) -> Option<redis::aio::PubSub> {
-    for url in urls {
-        let Ok(client) = redis::Client::open(url.as_str()) else {
-            continue;
-        };
+async fn connect(
+    clients: &[redis::Client],
+    chan: &str,
+    timeout: Duration,
+) -> Option<redis::aio::PubSub> {
+    for client in clients {
         let attempt = async {
             let mut pubsub = client.get_async_pubsub().await?;
             pubsub.subscribe(chan).await?;
@@ -72,56 +74,55 @@ async fn connect(urls: &[String], chan: &str, timeout: Duration) -> Option<redis
     None
 }
 
-pub(super) async fn subscriber(weak: Weak<Inner>) {
+pub(super) async fn subscriber<H: Host>(weak: Weak<H>) {
     let mut backoff = Duration::from_millis(50);
     loop {
-        let (urls, chan, connect_timeout, silence) = {
-            let Some(inner) = weak.upgrade() else { return };
-            let Some(remote) = &inner.remote else { return };
-            let urls = remote.pubsub_urls.clone();
+        let (clients, chan, connect_timeout, silence) = {
+            let Some(host) = weak.upgrade() else { return };
+            let Some(remote) = host.remote() else { return };
             (
-                urls,
-                channel(&inner),
-                inner.config.connect_timeout,
-                term(&inner.config),
+                remote.pubsub_clients.clone(),
+                channel(host.config()),
+                host.config().connect_timeout,
+                term(host.config()),
             )
         };
-        let Some(pubsub) = connect(&urls, &chan, connect_timeout).await else {
+        let Some(pubsub) = connect(&clients, &chan, connect_timeout).await else {
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(1));
             continue;
         };
         backoff = Duration::from_millis(50);
         {
-            let Some(inner) = weak.upgrade() else { return };
-            inner.bus.subscribed.store(true, SeqCst);
-            send_heartbeat(&inner).await;
+            let Some(host) = weak.upgrade() else { return };
+            host.bus().subscribed.store(true, SeqCst);
+            send_heartbeat(&*host).await;
         }
         let mut stream = pubsub.into_on_message();
         // Our own heartbeats arrive every `bus_heartbeat`: a subscription silent for a whole
         // term is dead or stuck (a vanished peer without a reset), so it is rebuilt.
         while let Ok(Some(msg)) = tokio::time::timeout(silence, stream.next()).await {
-            let Some(inner) = weak.upgrade() else { return };
-            handle(&inner, msg.get_payload_bytes()).await;
+            let Some(host) = weak.upgrade() else { return };
+            handle(&host, msg.get_payload_bytes()).await;
         }
-        let Some(inner) = weak.upgrade() else { return };
-        inner.bus.subscribed.store(false, SeqCst);
-        inner.bus.validity.revoke();
-        inner.bus.healthy.store(false, SeqCst);
+        let Some(host) = weak.upgrade() else { return };
+        host.bus().subscribed.store(false, SeqCst);
+        host.bus().validity.revoke();
+        host.bus().healthy.store(false, SeqCst);
         // Messages are being missed from now on: flush at once.
-        distrust(&inner);
-        Counters::bump(&inner.counters.errors);
+        host.local().distrust();
+        Counters::bump(&host.counters().errors);
         warn_limited!("invalidation bus subscription dropped or silent; L1 flushed; resubscribing");
     }
 }
 
-async fn handle(inner: &Arc<Inner>, payload: &[u8]) {
-    let bus = &inner.bus;
+async fn handle<H: Host>(host: &Arc<H>, payload: &[u8]) {
+    let bus = &host.bus();
     let message = match Message::decode(payload) {
         Ok(message) => message,
         Err(_) => {
             warn_limited!("bus message of an unknown format (another version?); flushing the L1");
-            distrust(inner);
+            host.local().distrust();
             return;
         }
     };
@@ -131,13 +132,13 @@ async fn handle(inner: &Arc<Inner>, payload: &[u8]) {
     }
     match message {
         Message::Heartbeat { seq, .. } if own => {
-            let Some((until, lapsed)) = bus.validity.echoed(seq, term(&inner.config)) else {
+            let Some((until, lapsed)) = bus.validity.echoed(seq, term(host.config())) else {
                 return;
             };
             if lapsed || !bus.healthy.load(SeqCst) {
                 // Flush first: anything read while the lease was lapsed may have missed a
                 // message.
-                distrust(inner);
+                host.local().distrust();
                 if !bus.healthy.swap(true, SeqCst) {
                     tracing::info!("invalidation bus up; L1 in use");
                 }
@@ -150,13 +151,13 @@ async fn handle(inner: &Arc<Inner>, payload: &[u8]) {
         Message::Heartbeat { .. } => {}
         Message::Invalidate { seq, .. } if own => {
             if seq != 0 {
-                bus.acks.echoed(seq, term(&inner.config));
+                bus.acks.echoed(seq, term(host.config()));
             }
         }
         Message::Invalidate { source, seq, op } => {
-            drop_local(inner, &op).await;
+            drop_local(host.local(), &op).await;
             if seq != 0 {
-                acknowledge(inner, source, seq);
+                acknowledge(host, source, seq);
             }
         }
         Message::Ack {
@@ -173,15 +174,15 @@ async fn handle(inner: &Arc<Inner>, payload: &[u8]) {
 
 /// Tells `origin` that its invalidation `seq` was applied here (in a task of its own, so the
 /// subscriber goes on with the next message at once).
-fn acknowledge(inner: &Arc<Inner>, origin: u64, seq: u64) {
-    let inner = inner.clone();
+fn acknowledge<H: Host>(host: &Arc<H>, origin: u64, seq: u64) {
+    let host = host.clone();
     crate::background::spawn(async move {
-        let Some(remote) = &inner.remote else { return };
+        let Some(remote) = host.remote() else { return };
         let ack = Message::Ack {
-            source: inner.bus.source,
+            source: host.bus().source,
             origin,
             seq,
         };
-        let _ = remote.publish(&channel(&inner), &ack.encode()).await;
+        let _ = remote.publish(&channel(host.config()), &ack.encode()).await;
     });
 }

@@ -71,7 +71,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .await?;
     // Invalidations kept while Redis was unreachable must not be lost with the process.
-    if let Some(cache) = cache_runtime::global() {
+    if let Ok(cache) = cache_runtime::cache() {
         let left = cache.flush_pending(std::time::Duration::from_secs(5)).await;
         if left > 0 {
             tracing::warn!(left, "invalidations still pending at exit");

@@ -39,13 +39,13 @@ async fn main() -> Result<(), cache_runtime::Error> {
 
     timed("first call (miss)", 42).await;
     timed("second call (hit)", 42).await;
-    get_user_invalidate(42).await;
+    get_user_invalidate(42).await?;
     timed("after get_user_invalidate", 42).await;
     timed("hit again", 42).await;
-    cache_runtime::invalidate_namespace("user").await;
+    cache_runtime::invalidate_namespace("user").await?;
     timed("after invalidate_namespace", 42).await;
 
-    let stats = cache_runtime::stats().await;
+    let stats = cache_runtime::stats();
     println!(
         "\nstats: {}",
         serde_json::to_string_pretty(&stats).unwrap_or_default()

@@ -80,18 +80,18 @@ impl<T: Default + Clone + Serialize + serde::de::DeserializeOwned + Send + Sync 
 async fn main() {
     cache_runtime::init(cache_runtime::Config::memory()).await.unwrap();
     assert_eq!(get_user(&Pool, 1).await.unwrap().id, 1);
-    get_user_invalidate(&Pool, 1).await;
+    get_user_invalidate(&Pool, 1).await.unwrap();
     assert_eq!(find("x".into(), (2, 1)).await, Some(2));
-    find_invalidate("x".into(), (2, 1)).await;
+    find_invalidate("x".into(), (2, 1)).await.unwrap();
     assert_eq!(page("Home", "en").await, "en/Home");
-    page_invalidate("HOME", "en").await;
+    page_invalidate("HOME", "en").await.unwrap();
     assert_eq!(parse(|_| {}, "7".into()).await, Ok(7));
-    parse_invalidate(|_| {}, "7".into()).await;
+    parse_invalidate(|_| {}, "7".into()).await.unwrap();
     assert_eq!(wrap(5u8).await, vec![5]);
-    wrap_invalidate(5u8).await;
+    wrap_invalidate(5u8).await.unwrap();
     touch(1).await;
-    touch_invalidate(1).await;
+    touch_invalidate(1).await.unwrap();
     let repo = Repo::<String>(std::marker::PhantomData);
     assert_eq!(repo.load(1).await, "");
-    repo.load_invalidate(1).await;
+    repo.load_invalidate(1).await.unwrap();
 }

@@ -29,7 +29,7 @@ async fn by_path(Path(id): Path) -> u64 {
 fn main() {
     let _ = async {
         let _: String = describe(State::Closed).await;
-        describe_invalidate(State::Open).await;
+        describe_invalidate(State::Open).await.unwrap();
         let _: u64 = by_path(Path(1)).await;
     };
 }

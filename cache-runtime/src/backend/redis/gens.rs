@@ -33,11 +33,7 @@ impl RedisStore {
         if let Some(path_key) = path_key {
             cmd.arg(path_key);
         }
-        let Value::Array(values) = self.call::<Value>(&cmd).await? else {
-            return Err(Error::BadEntry(
-                "MGET answered with something else than an array",
-            ));
-        };
+        let values = self.mget(&cmd).await?;
         let expected = 3 + usize::from(path.is_some());
         if values.len() != expected {
             return Err(Error::BadEntry(
@@ -71,18 +67,54 @@ impl RedisStore {
         if let Some(path_key) = path_key {
             cmd.arg(path_key);
         }
-        let mut values: Vec<Option<Vec<u8>>> = self.call(&cmd).await?;
+        let mut values = self.mget(&cmd).await?;
+        let mut next = || bulk(values.pop().unwrap_or(Value::Nil));
         let path = match path_key {
-            Some(_) => parse_gen(values.pop().flatten())?,
+            Some(_) => parse_gen(next()?)?,
             None => 0,
         };
-        let all = parse_gen(values.pop().flatten())?;
-        let namespace = parse_gen(values.pop().flatten())?;
+        let all = parse_gen(next()?)?;
+        let namespace = parse_gen(next()?)?;
         Ok(Gens {
             namespace,
             all,
             path,
         })
+    }
+
+    /// Runs an `MGET` and returns its values. On a Cluster, where the keys live in different
+    /// slots, it is one `GET` per key instead, sent concurrently, each routed by its own slot:
+    /// redis-rs (1.8) splits a multi-slot `MGET` per node but silently leaves out the part of a
+    /// node it holds no connection to (a master that died and was replaced by its replica),
+    /// then fails the whole command ("Mismatch in the number of multi-slot results") without
+    /// refreshing its view of the cluster, so after a failover the failed-over slots would
+    /// never be read again. A single-slot command finds the new master (a fallback connection
+    /// answers `MOVED`, which refreshes the slot map). One timeout bounds them all.
+    async fn mget(&self, cmd: &Cmd) -> Result<Vec<Value>, Error> {
+        let cluster = match self.conn() {
+            super::Conn::Single(_) => None,
+            super::Conn::Cluster(cluster) => Some(cluster),
+        };
+        let Some(cluster) = cluster else {
+            return match self.call::<Value>(cmd).await? {
+                Value::Array(values) => Ok(values),
+                _ => Err(Error::BadEntry(
+                    "MGET answered with something else than an array",
+                )),
+            };
+        };
+        let gets = cmd.args_iter().skip(1).map(|arg| {
+            let key = match arg {
+                redis::Arg::Simple(key) => key,
+                _ => &[][..],
+            };
+            let mut conn = cluster.clone();
+            let mut get = redis::cmd("GET");
+            get.arg(key);
+            async move { get.query_async::<Value>(&mut conn).await }
+        });
+        self.guarded(false, futures_util::future::try_join_all(gets))
+            .await
     }
 
     /// Creates the generation keys that do not exist yet (`gens` holds 0 for them) with
