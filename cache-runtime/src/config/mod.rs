@@ -337,9 +337,14 @@ impl Config {
     /// Redis: whether concurrent misses on one key in different processes run the body once in
     /// the whole cluster (on by default). The others wait for its value, polling the entry, for
     /// at most [`Config::fill_lease`]; a holder that is cancelled gives its lease back at once,
-    /// one that dies or stalls loses it after the term, and if Redis is down each process falls
-    /// back to its own single-flight. The same holds for recomputing an expired entry (`stale`)
-    /// and for refreshes (`refresh_after`): one per key in the cluster.
+    /// one that dies or stalls loses it after the term. The same holds for recomputing an
+    /// expired entry (`stale`) and for refreshes (`refresh_after`): one per key in the cluster.
+    ///
+    /// While a process cannot hear the invalidation bus (Redis down or unreachable from it),
+    /// its callers join no flight at all, not even of their own process: a flight begun before
+    /// an invalidation the process could not hear may hold a value read before it, and the
+    /// consistency guarantee comes first. Every such call runs the body (uncached); coalescing
+    /// resumes when the bus is back.
     ///
     /// `false`: a miss that finds another process filling the key runs the body at once, without
     /// storing its value (the holder's value is stored); recomputations and refreshes run in
