@@ -117,6 +117,7 @@ async fn killed_redis_flushes_the_l1_and_restart_serves_no_old_value() {
             !a.bus_healthy() && !b.bus_healthy()
         })
         .await;
+        b.run_pending_tasks().await;
         assert_eq!(b.local_entry_count(), 0, "b's L1 was flushed");
 
         write_while_down(&a, &db).await;
