@@ -233,6 +233,107 @@ mod tests {
     use crate::{Cache, Config};
 
     #[test]
+    fn a_path_generation_changes_the_stored_namespace_generation_whatever_its_value() {
+        for namespace in [0, 1, 0x5555_5555_5555_5555, u64::MAX] {
+            let stored = |path| {
+                Gens {
+                    namespace,
+                    all: 7,
+                    path,
+                }
+                .stored()
+            };
+            assert_eq!(
+                stored(0).namespace,
+                namespace,
+                "no path: the format is kept"
+            );
+            let seen: std::collections::HashSet<u64> =
+                (0..64).map(|path| stored(path).namespace).collect();
+            assert_eq!(seen.len(), 64, "namespace generation {namespace:#x}");
+        }
+    }
+
+    #[test]
+    fn a_value_learnt_with_a_current_ticket_is_known() {
+        let g = Generation::default();
+        assert_eq!(g.get(), None);
+        g.learn(g.ticket(), 5);
+        assert_eq!(g.get(), Some(5));
+        // A changed value read with a current ticket replaces the known one.
+        g.learn(g.ticket(), 6);
+        assert_eq!(g.get(), Some(6));
+    }
+
+    #[test]
+    fn forget_makes_the_value_unknown_and_retires_earlier_tickets() {
+        let g = Generation::known(5);
+        let before = g.ticket();
+        g.forget();
+        assert_eq!(g.get(), None, "forgotten");
+        g.learn(before, 5);
+        assert_eq!(
+            g.get(),
+            None,
+            "a value read before the forget is not learnt"
+        );
+        g.learn(g.ticket(), 6);
+        assert_eq!(g.get(), Some(6), "a value read after it is");
+    }
+
+    #[test]
+    fn bump_returns_the_new_current_generation() {
+        let g = Generation::known(7);
+        let bumped = g.bump();
+        assert_eq!(Some(bumped), g.get());
+        assert_ne!(bumped, 7);
+        assert_eq!(g.bump(), g.get().unwrap());
+    }
+
+    #[test]
+    fn unreferenced_namespaces_are_kept_below_the_limit_and_counted() {
+        let registry = Registry::default();
+        drop(registry.get("first", true));
+        for i in 0..10 {
+            registry.get(&format!("n{i}"), true);
+        }
+        assert!(registry.find("first").is_some());
+        assert_eq!(registry.len(), 11);
+    }
+
+    #[test]
+    fn a_namespace_created_again_after_a_sweep_never_reuses_a_generation() {
+        let registry = Registry::default();
+        let first = registry.get("p", true);
+        let old = [first.generation.get().unwrap(), first.generation.bump()];
+        let other = registry.get("q", true).generation.get().unwrap();
+        assert!(!old.contains(&other), "two names, two ranges");
+        drop(first);
+        registry.sweep(&mut registry.lock());
+        assert!(registry.find("p").is_none(), "swept");
+        let again = registry.get("p", true).generation.get().unwrap();
+        assert!(!old.contains(&again), "{again:#x} reused from {old:x?}");
+    }
+
+    #[test]
+    fn after_a_sweep_the_next_waits_until_the_registry_doubled() {
+        let registry = Registry::default();
+        let held: Vec<_> = (0..SWEEP_ABOVE * 3 / 4)
+            .map(|i| registry.get(&format!("held{i}"), true))
+            .collect();
+        // Fill up with unreferenced names: the next creation sweeps them.
+        for i in held.len()..=SWEEP_ABOVE {
+            registry.get(&format!("u{i}"), true);
+        }
+        assert_eq!(registry.len(), held.len() + 1, "swept down to those in use");
+        // No sweep until the registry is twice what was left.
+        for i in 0..held.len() - 1 {
+            registry.get(&format!("v{i}"), true);
+        }
+        assert_eq!(registry.len(), 2 * held.len());
+    }
+
+    #[test]
     fn unreferenced_namespaces_are_dropped_beyond_the_limit_and_their_counts_kept() {
         let registry = Registry::default();
         let held = registry.get("held", true);

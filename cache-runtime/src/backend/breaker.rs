@@ -169,10 +169,12 @@ mod tests {
         assert!(!b.is_open());
         b.allow().expect("still closed").failure();
         assert!(b.is_open());
+        let deadline = Instant::now() + Duration::from_secs(5);
         let probe = loop {
             if let Some(p) = b.allow() {
                 break p;
             }
+            assert!(Instant::now() < deadline, "no probe after the cooldown");
             std::thread::yield_now();
         };
         assert!(b.allow().is_none(), "only one probe at a time");

@@ -179,6 +179,28 @@ mod tests {
     }
 
     #[test]
+    fn source_is_the_sender_of_every_kind() {
+        let (a, b, c) = (0x1234_5678_9abc_def0, 42, u64::MAX);
+        let op = Pending::All;
+        assert_eq!(Message::Heartbeat { source: a, seq: 3 }.source(), a);
+        assert_eq!(
+            Message::Invalidate {
+                source: b,
+                seq: 3,
+                op
+            }
+            .source(),
+            b
+        );
+        let ack = Message::Ack {
+            source: c,
+            origin: a,
+            seq: 3,
+        };
+        assert_eq!(ack.source(), c);
+    }
+
+    #[test]
     fn other_versions_and_kinds_are_refused() {
         assert!(Message::decode(b"cr1|0000000000000001|5|K|a").is_err());
         assert!(Message::decode(b"cr2|X|0000000000000001|5").is_err());

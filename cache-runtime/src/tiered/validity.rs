@@ -99,4 +99,36 @@ mod tests {
         v.extend(until);
         assert!(!v.fresh(), "a heartbeat older than the term gives no lease");
     }
+
+    #[test]
+    fn the_lease_lapses_by_itself_once_the_term_has_passed() {
+        let v = Validity::default();
+        v.sending(1);
+        let (until, _) = v.echoed(1, Duration::from_millis(20)).unwrap();
+        v.extend(until);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while v.fresh() {
+            assert!(Instant::now() < deadline, "the lease never lapsed");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn an_echo_is_timed_while_later_heartbeats_are_sent() {
+        let v = Validity::default();
+        for seq in 1..=REMEMBERED_SENDS as u64 {
+            v.sending(seq);
+        }
+        assert!(
+            v.echoed(1, Duration::from_secs(60)).is_some(),
+            "still remembered"
+        );
+        v.sending(REMEMBERED_SENDS as u64 + 1);
+        assert_eq!(
+            v.echoed(1, Duration::from_secs(60)),
+            None,
+            "the oldest is forgotten"
+        );
+        assert!(v.echoed(2, Duration::from_secs(60)).is_some());
+    }
 }
