@@ -16,6 +16,13 @@ use crate::flight::{Outcome, Role, Shared};
 use crate::namespace::Gens;
 use crate::stats::Counters;
 
+/// What a leader over a stale entry does: replace its bytes (holding the recompute lease, or
+/// alone), or leave it to the process that holds the lease.
+enum Claim {
+    Replace(Option<Vec<u8>>, Option<LeaseGuard>),
+    Held,
+}
+
 /// The leader of a miss that cannot use the cache (Redis failing, another process's fill
 /// outlasted the wait, an invalidation pending): runs the body without storing its value, and
 /// shares a cacheable value with the followers, so the body still runs once per process.
@@ -167,29 +174,24 @@ impl Cache {
         // An invalidation of this key while the body runs means the body may have read old
         // data: its result is returned but not stored.
         let ticket = self.inner.state.key_epochs.ticket(key);
-        let mut replacing = stale.as_ref().and_then(|s| s.bytes.clone());
-        // Recomputing an expired entry on Redis: once in the cluster (the recompute lease).
-        let mut recompute = None;
-        if replacing.is_some() {
-            match self.begin_recompute(ns, key).await {
-                Recompute::Leased(guard) => recompute = Some(guard),
-                Recompute::Alone => {}
-                Recompute::Held => {
-                    // Another process recomputes it (or its source failed a moment ago): the
-                    // stale value now, unless it was invalidated meanwhile (then a plain fill).
-                    if let Some(copy) = &stale
-                        && let Some(served) = self.serve_stale::<M, O>(ctx, key, copy).await
-                    {
-                        // This process does not try either for the back-off: its followers,
-                        // and the callers meanwhile, get the stale (or the new) value too.
-                        self.inner.resil.failed(key);
-                        leader.finish(None);
-                        return served;
-                    }
-                    replacing = None;
+        let bytes = stale.as_ref().and_then(|s| s.bytes.clone());
+        let (replacing, recompute) = match self.claim_recompute(ctx, key, bytes).await {
+            Claim::Replace(bytes, recompute) => (bytes, recompute),
+            Claim::Held => {
+                // Another process recomputes it (or its source failed a moment ago): the stale
+                // value now, unless it was invalidated meanwhile (then a plain fill).
+                if let Some(copy) = &stale
+                    && let Some(served) = self.serve_stale::<M, O>(ctx, key, copy).await
+                {
+                    // This process does not try either for the back-off: its followers, and
+                    // the callers meanwhile, get the stale (or the new) value too.
+                    self.inner.resil.failed(key);
+                    leader.finish(None);
+                    return served;
                 }
+                (None, None)
             }
-        }
+        };
         let (gens, lease) = match (&self.inner.remote, &replacing) {
             (None, _) | (Some(_), Some(_)) => (gens, None),
             (Some(_), None) => match self.begin_fill::<M::Value>(ctx, key, gens, false).await {
@@ -209,32 +211,10 @@ impl Cache {
             Some(_) => AssertUnwindSafe(fut).catch_unwind().await,
         };
         let Some(value) = out.as_ref().ok().and_then(M::cacheable) else {
-            // A failure (not merely an uncacheable output, such as an HTTP 404) serves the
-            // stale copy, and the source is not tried again for a moment, here (recorded
-            // before the followers are told) and, on Redis, anywhere (the recompute lease).
-            let failed = out.as_ref().map_or(true, M::failed) && stale.is_some();
-            if failed {
-                self.inner.resil.failed(key);
-            }
-            leader.finish(None);
-            if let Some(lease) = lease {
-                lease.release().await;
-            }
-            match recompute {
-                Some(recompute) if failed => recompute.hold_for(super::resil::BACKOFF).await,
-                Some(recompute) => recompute.release().await,
-                None => {}
-            }
-            if failed
-                && let Some(copy) = &stale
-                && let Some(served) = self.serve_stale::<M, O>(ctx, key, copy).await
-            {
-                return served;
-            }
-            return match out {
-                Ok(out) => (out, None, false),
-                Err(panic) => std::panic::resume_unwind(panic),
-            };
+            let stale = stale.as_ref();
+            return self
+                .fail_fill::<M, O>(ctx, key, out, stale, leader, lease, recompute)
+                .await;
         };
         self.inner.resil.recovered(key);
         let shared: Shared = Arc::new(value.clone());
@@ -262,6 +242,63 @@ impl Cache {
             unreachable!("a value was computed")
         };
         (out, meta, false)
+    }
+
+    /// Over a stale entry on Redis (`bytes` read): the recompute lease, once in the cluster.
+    async fn claim_recompute(&self, ctx: &Ctx<'_>, key: &str, bytes: Option<Vec<u8>>) -> Claim {
+        if bytes.is_none() {
+            return Claim::Replace(None, None);
+        }
+        match self.begin_recompute(ctx.namespace, key).await {
+            Recompute::Leased(guard) => Claim::Replace(bytes, Some(guard)),
+            Recompute::Alone => Claim::Replace(bytes, None),
+            Recompute::Held => Claim::Held,
+        }
+    }
+
+    /// A leader whose body gave nothing to cache: the flight ends with nothing shared, the
+    /// leases are given back (the recompute lease kept for the back-off after a failure), and
+    /// a failure with a stale copy at hand serves the copy.
+    #[allow(clippy::too_many_arguments)]
+    async fn fail_fill<M, O>(
+        &self,
+        ctx: &Ctx<'_>,
+        key: &str,
+        out: std::thread::Result<O>,
+        stale: Option<&StaleCopy<M::Value>>,
+        leader: Leader<'_>,
+        lease: Option<LeaseGuard>,
+        recompute: Option<LeaseGuard>,
+    ) -> (O, Option<EntryMeta>, bool)
+    where
+        M: Mode<O>,
+    {
+        // A failure (not merely an uncacheable output, such as an HTTP 404) serves the
+        // stale copy, and the source is not tried again for a moment, here (recorded
+        // before the followers are told) and, on Redis, anywhere (the recompute lease).
+        let failed = out.as_ref().map_or(true, M::failed) && stale.is_some();
+        if failed {
+            self.inner.resil.failed(key);
+        }
+        leader.finish(None);
+        if let Some(lease) = lease {
+            lease.release().await;
+        }
+        match recompute {
+            Some(recompute) if failed => recompute.hold_for(super::resil::BACKOFF).await,
+            Some(recompute) => recompute.release().await,
+            None => {}
+        }
+        if failed
+            && let Some(copy) = stale
+            && let Some(served) = self.serve_stale::<M, O>(ctx, key, copy).await
+        {
+            return served;
+        }
+        match out {
+            Ok(out) => (out, None, false),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
     }
 
     /// Stores a computed value unless an invalidation overlapped its computation: in this

@@ -8,6 +8,10 @@ use crate::backend::lease::{Acquired, LeaseToken};
 use crate::namespace::Gens;
 use crate::stats::Counters;
 
+/// How many times a fill adopts generations another process created meanwhile before it
+/// gives up and runs uncached.
+const MAX_ADOPTIONS: u32 = 3;
+
 /// The first poll interval while another process fills a key; it doubles up to the maximum.
 const WAIT_POLL_START: Duration = Duration::from_millis(2);
 const WAIT_POLL_MAX: Duration = Duration::from_millis(50);
@@ -191,6 +195,49 @@ impl Cache {
         }
     }
 
+    /// The generations a fill stores under: `gens`, or, where one does not exist in Redis yet
+    /// (0), created now. Another process's creation meanwhile is adopted (the body has not run
+    /// yet, so storing under the current generations is safe), a few times at most if
+    /// invalidations keep racing. `None`: Redis failed or kept racing; run uncached.
+    async fn fill_generations(
+        &self,
+        ctx: &Ctx<'_>,
+        remote: &RedisStore,
+        mut gens: Gens,
+        creations: &mut u32,
+    ) -> Option<Gens> {
+        let ns = ctx.namespace;
+        loop {
+            if gens.namespace != 0 && gens.all != 0 && !ctx.missing_path_gen(gens) {
+                return Some(gens);
+            }
+            let path = ctx.path.map(|p| &*p.name);
+            let created = remote.create_generations(&ns.name, path, gens).await;
+            // Whatever happened, generations remembered as 0 are outdated now.
+            ctx.forget_generations(&self.inner.state.all_gen);
+            match created {
+                Ok(Some(created)) => return Some(created),
+                Ok(None) if *creations < MAX_ADOPTIONS => {
+                    *creations += 1;
+                    let path_key = ctx.path.map(|p| remote.gen_key(&p.name));
+                    let ns_key = remote.gen_key(&ns.name);
+                    match remote.read_gens(&ns_key, path_key.as_deref()).await {
+                        Ok(now) => gens = now,
+                        Err(e) => {
+                            self.backend_failed(ns, "store", &e);
+                            return None;
+                        }
+                    }
+                }
+                Ok(None) => return None,
+                Err(e) => {
+                    self.backend_failed(ns, "store", &e);
+                    return None;
+                }
+            }
+        }
+    }
+
     /// Prepares a fill of `key` on Redis: makes sure the generations it stores under exist
     /// (so an invalidation during the body retires the value), then takes the fill lease, or
     /// waits for another process's fill of the same key (at most the lease term).
@@ -216,38 +263,13 @@ impl Cache {
         let deadline = tokio::time::Instant::now() + term;
         let mut poll = WAIT_POLL_START;
         'generations: loop {
-            if gens.namespace == 0 || gens.all == 0 || ctx.missing_path_gen(gens) {
-                let path = ctx.path.map(|p| &*p.name);
-                let created = remote.create_generations(&ns.name, path, gens).await;
-                // Whatever happened, generations remembered as 0 are outdated now.
-                ctx.forget_generations(&inner.state.all_gen);
-                gens = match created {
-                    Ok(Some(created)) => created,
-                    // Another process created one meanwhile. The body has not run yet, so
-                    // storing under the current generations is safe: read and adopt them
-                    // (a few times at most, if invalidations keep racing).
-                    Ok(None) if creations < 3 => {
-                        creations += 1;
-                        let path_key = ctx.path.map(|p| remote.gen_key(&p.name));
-                        let ns_key = remote.gen_key(&ns.name);
-                        match remote.read_gens(&ns_key, path_key.as_deref()).await {
-                            Ok(now) => {
-                                gens = now;
-                                continue 'generations;
-                            }
-                            Err(e) => {
-                                self.backend_failed(ns, "store", &e);
-                                return FillStart::Uncached;
-                            }
-                        }
-                    }
-                    Ok(None) => return FillStart::Uncached,
-                    Err(e) => {
-                        self.backend_failed(ns, "store", &e);
-                        return FillStart::Uncached;
-                    }
-                };
-            }
+            let Some(current) = self
+                .fill_generations(ctx, remote, gens, &mut creations)
+                .await
+            else {
+                return FillStart::Uncached;
+            };
+            gens = current;
             loop {
                 let identity =
                     crate::envelope::identity(inner.config.codec.id(), ctx.type_tag, gens);
