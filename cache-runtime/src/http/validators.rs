@@ -56,6 +56,15 @@ pub fn not_modified(headers: &HeaderMap, etag: &HeaderValue, created_ms: Option<
 mod tests {
     use super::*;
 
+    #[test]
+    fn last_modified_is_the_creation_time_as_an_http_date() {
+        assert_eq!(last_modified(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(
+            last_modified(1_000_000_000_999),
+            "Sun, 09 Sep 2001 01:46:40 GMT"
+        );
+    }
+
     fn headers(pairs: &[(http::HeaderName, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (n, v) in pairs {

@@ -139,6 +139,13 @@ impl Drop for Waiting<'_> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn sequence_numbers_start_at_1_since_0_asks_for_no_acknowledgement() {
+        let acks = Acks::default();
+        let (first, second) = (acks.begin().seq, acks.begin().seq);
+        assert_eq!((first, second), (1, 2));
+    }
+
     #[tokio::test(start_paused = true)]
     async fn waits_for_every_member_heard_within_the_term() {
         let acks = Acks::default();
