@@ -8,7 +8,8 @@
 //! cache records the incarnation it last checked *in the dataset*, under `{prefix}:__incarnation`.
 //! Every connection of the single-node store is checked before its first request (one round
 //! trip: both `INFO` sections and that key): if the key does not name the server's current
-//! incarnation, the dataset may come from another one, so, atomically (one `MSET`), the
+//! incarnation, the dataset may come from another one, so, atomically (one script that
+//! compares the key again and runs one `MSET`), the
 //! whole-cache generation `{prefix}:__gen` is replaced and the key set to the current
 //! incarnation. Every stored entry carries the whole-cache generation it was written under and
 //! lookups accept only the current one (see `namespace.rs`), so every entry that came back
@@ -39,7 +40,7 @@
 //!   link to the replica lags. Nothing is retired on a Cluster failover.
 //! - A proxy that keeps client connections open across a failover behind it: there is no new
 //!   connection to check.
-//! - A user whose ACL forbids `INFO` or `MSET`: the check cannot run; the connection is used
+//! - A user whose ACL forbids `INFO`, `EVAL` or `MSET`: the check cannot run; the connection is used
 //!   unchecked and a warning is logged.
 //! - A master demoted to a replica without closing connections: its first `READONLY` reply
 //!   retires the connection and the next one is checked, but reads answered before that reply
@@ -47,7 +48,7 @@
 //! - The first connection to a server without the key (a new server, or one upgraded from an
 //!   older release) retires the whole cache once.
 
-use std::sync::{Mutex, OnceLock};
+use std::sync::{LazyLock, Mutex, OnceLock};
 
 use redis::RedisResult;
 use redis::aio::MultiplexedConnection;
@@ -57,6 +58,16 @@ use crate::warn::warn_limited;
 /// What to do in this process when the server's incarnation changed (flush the L1, forget
 /// generations).
 pub(crate) type OnChange = Box<dyn Fn() + Send + Sync>;
+
+/// Sets the marker to this incarnation together with a new whole-cache generation, unless the
+/// marker names it already: 1 if it retired the cache, 0 if not.
+static RETIRE: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"if redis.call('GET', KEYS[1]) == ARGV[1] then return 0 end
+redis.call('MSET', KEYS[2], ARGV[2], KEYS[1], ARGV[1])
+return 1",
+    )
+});
 
 /// See the module docs.
 pub(crate) struct Incarnation {
@@ -124,18 +135,18 @@ impl Incarnation {
             .query_async(conn)
             .await?;
         let current = identity(&server, &replication);
-        let retire = marker.as_deref() != Some(current.as_str());
-        if retire {
-            // One command, so atomic: the key never names this incarnation without the new
-            // generation.
-            redis::cmd("MSET")
-                .arg(&self.all_gen_key)
-                .arg(super::redis::new_generation())
-                .arg(&self.marker_key)
+        let retire = marker.as_deref() != Some(current.as_str())
+            // Compare and replace in one script: of connections that all read the old marker
+            // (several processes starting at once), only the first retires the cache; the
+            // others find the marker naming this incarnation already.
+            && RETIRE
+                .key(&self.marker_key)
+                .key(&self.all_gen_key)
                 .arg(&current)
-                .query_async::<()>(conn)
-                .await?;
-        }
+                .arg(super::redis::new_generation())
+                .invoke_async::<i64>(conn)
+                .await?
+                == 1;
         let moved = {
             let mut last = self.last_seen.lock().unwrap_or_else(|e| e.into_inner());
             let moved = last.as_ref().is_some_and(|l| *l != current);
