@@ -31,6 +31,29 @@ async fn eventually(what: &str, mut cond: impl AsyncFnMut() -> bool) {
     }
 }
 
+/// Starts a fill of `("cold", 1)` on `cache` whose body waits for the returned `Notify` (and
+/// then gives 1); returns once the body runs, so the fill lease is held.
+async fn hold_cold_lease(
+    cache: &Cache,
+) -> (Arc<tokio::sync::Notify>, tokio::task::JoinHandle<u64>) {
+    let release = Arc::new(tokio::sync::Notify::new());
+    let started = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let holder = {
+        let (cache, release, started) = (cache.clone(), release.clone(), started.clone());
+        tokio::spawn(async move {
+            cache
+                .get_or_insert_with("cold", &1, None, async move {
+                    started.store(true, SeqCst);
+                    release.notified().await;
+                    1u64
+                })
+                .await
+        })
+    };
+    eventually("the holder runs", async || started.load(SeqCst)).await;
+    (release, holder)
+}
+
 fn opts() -> FillOptions {
     FillOptions::new()
         .ttl(Duration::from_millis(300))
@@ -275,20 +298,7 @@ async fn past_a_stalled_lease_the_waiters_run_the_body_once_per_process() {
             .fill_lease(Duration::from_millis(200))
     };
     let (a, b) = cache_tests::bus_up_pair(config).await;
-    let release = Arc::new(tokio::sync::Notify::new());
-    let started = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let holder = {
-        let (a, release, started) = (a.clone(), release.clone(), started.clone());
-        tokio::spawn(async move {
-            a.get_or_insert_with("cold", &1, None, async move {
-                started.store(true, SeqCst);
-                release.notified().await;
-                1u64
-            })
-            .await
-        })
-    };
-    eventually("the holder runs", async || started.load(SeqCst)).await;
+    let (release, holder) = hold_cold_lease(&a).await;
     let runs = burst(std::slice::from_ref(&b), None, Duration::ZERO).await;
     assert_eq!(runs, 1, "one body run in the waiting process");
     let stats = b.stats().namespace("cold");
@@ -518,20 +528,7 @@ async fn without_cross_process_single_flight_misses_do_not_wait() {
             .cross_process_single_flight(false)
     };
     let (a, b) = cache_tests::bus_up_pair(config).await;
-    let release = Arc::new(tokio::sync::Notify::new());
-    let started = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let holder = {
-        let (a, release, started) = (a.clone(), release.clone(), started.clone());
-        tokio::spawn(async move {
-            a.get_or_insert_with("cold", &1, None, async move {
-                started.store(true, SeqCst);
-                release.notified().await;
-                1u64
-            })
-            .await
-        })
-    };
-    eventually("the holder runs", async || started.load(SeqCst)).await;
+    let (release, holder) = hold_cold_lease(&a).await;
     // The body outlasts the callers' arrival, so they share its flight (this process's
     // single-flight stays); the bound is far below the holder's lease term (30 s).
     let burst = burst(std::slice::from_ref(&b), None, Duration::from_millis(300));
