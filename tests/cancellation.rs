@@ -13,8 +13,6 @@
 //! Also the regression test of a cancelled circuit-breaker probe, which used to keep the breaker
 //! open for good.
 
-use std::future::Future;
-use std::task::Poll;
 use std::time::Duration;
 
 use cache_runtime::{Cache, Config, L1};
@@ -23,7 +21,7 @@ use cache_tests::{RedisCluster, RedisServer, wait_until};
 #[path = "cancellation/harness.rs"]
 mod harness;
 
-use harness::{Fault, Harness, Op, Servers};
+use harness::{Fault, Harness, Op, Servers, poll_then_drop};
 
 /// The per-call Redis timeout.
 const TIMEOUT: Duration = Duration::from_millis(100);
@@ -39,22 +37,6 @@ const MAX_POLLS: usize = 10;
 const RANDOM_DROPS: usize = 6;
 /// Random moments are drawn up to this (beyond [`TIMEOUT`]: some calls time out first).
 const RANDOM_WITHIN_US: u64 = 150_000;
-
-/// Polls `fut` `polls` times, yielding to the runtime in between (so its I/O progresses), and
-/// drops it unfinished after that. Returns its output if it finished first.
-async fn poll_then_drop<F: Future>(fut: F, polls: usize) -> Option<F::Output> {
-    let mut fut = std::pin::pin!(fut);
-    for i in 0..polls {
-        if i > 0 {
-            tokio::task::yield_now().await;
-        }
-        let polled = std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
-        if let Poll::Ready(out) = polled {
-            return Some(out);
-        }
-    }
-    None
-}
 
 /// Runs `body` under an outer timeout, so a hang fails the test instead of stalling the suite.
 async fn within(limit: Duration, body: impl Future<Output = ()>) {

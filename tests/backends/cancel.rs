@@ -3,8 +3,6 @@
 //! nothing wedged and nothing stale, for this instance and for another one. The faults
 //! (stalled, killed) run in `cancellation.rs`, on servers of its own.
 
-use std::future::Future;
-use std::task::Poll;
 use std::time::Duration;
 
 use cache_tests::backends::{Env, Kind};
@@ -22,21 +20,6 @@ const RECOVERY_BOUND: Duration = Duration::from_secs(3);
 const MAX_POLLS: usize = 10;
 const RANDOM_DROPS: usize = 6;
 const RANDOM_WITHIN_US: u64 = 20_000;
-
-/// Polls `fut` `polls` times, yielding in between, and drops it unfinished after that.
-async fn poll_then_drop<F: Future>(fut: F, polls: usize) -> Option<F::Output> {
-    let mut fut = std::pin::pin!(fut);
-    for i in 0..polls {
-        if i > 0 {
-            tokio::task::yield_now().await;
-        }
-        let polled = std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
-        if let Poll::Ready(out) = polled {
-            return Some(out);
-        }
-    }
-    None
-}
 
 pub async fn dropped_futures_leave_nothing_wedged(env: &Env) {
     let servers = if env.kind == Kind::Memory {

@@ -9,10 +9,26 @@ use axum::extract::{Path, State};
 use cache_runtime::{Cache, cached};
 use cache_tests::{Db, RedisCluster, RedisServer, wait_until};
 
-use super::poll_then_drop;
 use super::{COOLDOWN, MAX_POLLS, RANDOM_DROPS, RANDOM_WITHIN_US, RECOVERY_BOUND};
+use std::task::Poll;
 
 type BoxFut<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
+/// Polls `fut` `polls` times, yielding to the runtime in between (so its I/O progresses), and
+/// drops it unfinished after that. Returns its output if it finished first.
+pub(crate) async fn poll_then_drop<F: Future>(fut: F, polls: usize) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    for i in 0..polls {
+        if i > 0 {
+            tokio::task::yield_now().await;
+        }
+        let polled = std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
+        if let Poll::Ready(out) = polled {
+            return Some(out);
+        }
+    }
+    None
+}
 
 /// A fault held while futures are dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
