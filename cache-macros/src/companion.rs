@@ -7,17 +7,7 @@ use syn::visit::Visit;
 use syn::{FnArg, Ident, ItemFn, LitStr, Pat, Signature};
 
 use crate::ctxt::Ctxt;
-
-/// Collects the identifiers a pattern binds.
-#[derive(Default)]
-struct Bindings(Vec<Ident>);
-
-impl<'ast> Visit<'ast> for Bindings {
-    fn visit_pat_ident(&mut self, p: &'ast syn::PatIdent) {
-        self.0.push(p.ident.clone());
-        syn::visit::visit_pat_ident(self, p);
-    }
-}
+use crate::expand::Bindings;
 
 /// The `{name}` placeholders of a route, or an error for `{*rest}` and unbalanced braces.
 fn placeholders(route: &LitStr) -> syn::Result<Vec<String>> {

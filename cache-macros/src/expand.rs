@@ -25,7 +25,7 @@ pub(crate) fn mode(krate: &TokenStream, ret: &Type, cache_none: bool) -> TokenSt
 
 /// Collects the identifiers a pattern binds (`(a, b)` binds `a` and `b`).
 #[derive(Default)]
-struct Bindings(Vec<Ident>);
+pub(crate) struct Bindings(pub(crate) Vec<Ident>);
 
 impl<'ast> Visit<'ast> for Bindings {
     fn visit_pat_ident(&mut self, p: &'ast syn::PatIdent) {
