@@ -71,7 +71,7 @@ pub(crate) struct Stamp {
     /// The HTTP path generation's epoch (0 outside HTTP handlers).
     path: u64,
     /// Non-zero: this stamp matches no other (the caller cannot know whether it missed an
-    /// invalidation, so it joins no flight).
+    /// invalidation, so it joins no flight that has begun).
     solo: u64,
 }
 
@@ -99,6 +99,11 @@ impl Stamp {
             solo: NEXT.fetch_add(1, SeqCst),
             ..self
         }
+    }
+
+    /// Whether this stamp is [`Stamp::solo`].
+    pub(crate) fn is_solo(&self) -> bool {
+        self.solo != 0
     }
 }
 

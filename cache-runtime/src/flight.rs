@@ -16,6 +16,15 @@
 //! computed before it. It starts a new flight instead, which replaces the old one for later
 //! callers (the old one's followers still get their leader's outcome).
 //!
+//! A caller that may join no running flight (its [`Stamp`] is *solo*: its process cannot hear
+//! other processes' invalidations now, so any running flight may predate one) still does not
+//! run the body alone: it starts a *queued* flight behind the running one. Callers that arrive
+//! while a flight is queued join it whatever their stamp, since its body has not begun: it
+//! reads the source after every one of them arrived. The queued leader waits for the running
+//! flight to end, then runs the body once for all of them. So while the bus is down a burst of
+//! misses on a key costs two runs per process, not one per caller, and no caller is ever handed
+//! a value read before it arrived.
+//!
 //! So no follower ever waits on a flight that will never land. A follower waits as long as the
 //! leader's body runs: a body that never finishes (and is never cancelled) holds its followers
 //! too, so bound slow bodies with `tokio::time::timeout` where that matters. A follower that is
@@ -50,8 +59,14 @@ pub(crate) enum Outcome {
     Abandoned,
 }
 
-/// A running flight: its id, the stamp it started under, its outcome channel.
-type Running = (u64, Stamp, watch::Receiver<State>);
+/// A flight in the map: its id, the stamp it started under, its outcome channel, and whether
+/// its body has yet to begin (then anyone may join it).
+struct Running {
+    id: u64,
+    stamp: Stamp,
+    rx: watch::Receiver<State>,
+    queued: bool,
+}
 
 /// The flights in progress, by key.
 #[derive(Default)]
@@ -69,22 +84,40 @@ pub(crate) enum Role<'a> {
 }
 
 impl Flights {
-    /// Joins the flight for `key` if one runs under the same `stamp`, else starts one.
+    /// Joins the flight for `key` if one is queued or runs under the same `stamp`, else starts
+    /// one: queued behind the running flight when `stamp` is solo (call [`Leader::begin`]
+    /// before running the body).
     pub(crate) fn join(&self, key: &str, stamp: Stamp) -> Role<'_> {
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, started, rx)) = running.get(key)
-            && *started == stamp
+        let current = running.get(key);
+        if let Some(flight) = current
+            && (flight.queued || flight.stamp == stamp)
         {
-            return Role::Follower(Follower { rx: rx.clone() });
+            return Role::Follower(Follower {
+                rx: flight.rx.clone(),
+            });
         }
+        let after = current
+            .filter(|_| stamp.is_solo())
+            .map(|flight| flight.rx.clone());
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = watch::channel(State::Running);
-        running.insert(key.to_owned(), (id, stamp, rx));
+        let queued = after.is_some();
+        running.insert(
+            key.to_owned(),
+            Running {
+                id,
+                stamp,
+                rx,
+                queued,
+            },
+        );
         Role::Leader(Leader {
             flights: self,
             key: key.to_owned(),
             id,
             tx,
+            after,
         })
     }
 
@@ -96,8 +129,18 @@ impl Flights {
 
     fn remove(&self, key: &str, id: u64) {
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-        if running.get(key).is_some_and(|(owner, _, _)| *owner == id) {
+        if running.get(key).is_some_and(|flight| flight.id == id) {
             running.remove(key);
+        }
+    }
+
+    /// Closes a queued flight to new callers: its body is about to begin.
+    fn close(&self, key: &str, id: u64) {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(flight) = running.get_mut(key)
+            && flight.id == id
+        {
+            flight.queued = false;
         }
     }
 }
@@ -108,9 +151,24 @@ pub(crate) struct Leader<'a> {
     key: String,
     id: u64,
     tx: watch::Sender<State>,
+    /// A queued flight's predecessor, to wait for before the body begins.
+    after: Option<watch::Receiver<State>>,
 }
 
 impl Leader<'_> {
+    /// Waits until the body may begin: at once, or for a queued flight when the flight ahead
+    /// of it has ended (succeeded, failed or been abandoned); then closes the flight to new
+    /// callers. Cancel safe: a leader dropped while waiting abandons its flight, and its
+    /// followers elect a new leader.
+    pub(crate) async fn begin(&mut self) {
+        if let Some(ahead) = self.after.as_mut() {
+            // `Err`: the flight ahead was abandoned (its sender dropped): it has ended too.
+            let _ = ahead.wait_for(|s| !matches!(s, State::Running)).await;
+            self.after = None;
+            self.flights.close(&self.key, self.id);
+        }
+    }
+
     /// Hands `value` to every follower, those waiting now and those that join until the leader
     /// is dropped (the flight stays registered while the leader stores the value, so callers
     /// arriving meanwhile do not run the body again).
@@ -160,6 +218,7 @@ impl Follower {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures_util::FutureExt;
     use std::sync::Arc;
 
     const S: fn() -> Stamp = || Stamp::new(crate::epoch::KeyEpochs::default().ticket("k"), 0, 0);
@@ -241,5 +300,57 @@ mod tests {
         let f = follower(flights.join("k", S()));
         l.finish(None);
         assert!(matches!(f.outcome().await, Outcome::Failed));
+    }
+
+    fn value(outcome: Outcome) -> u32 {
+        match outcome {
+            Outcome::Value(v) => *v.downcast_ref::<u32>().expect("a u32"),
+            _ => panic!("expected a value"),
+        }
+    }
+
+    #[tokio::test]
+    async fn solo_callers_queue_behind_the_running_flight_and_share_one_later_run() {
+        let flights = Flights::default();
+        let running = leader(flights.join("k", S()));
+        let mut queued = leader(flights.join("k", S().solo()));
+        let solo = follower(flights.join("k", S().solo()));
+        let plain = follower(flights.join("k", S()));
+        // The queued body may not begin while the flight ahead of it runs.
+        assert!(queued.begin().now_or_never().is_none());
+        running.finish(Some(Arc::new(1u32)));
+        queued.begin().await;
+        // Begun: closed to newcomers, who queue behind it in turn.
+        let mut next = leader(flights.join("k", S().solo()));
+        queued.finish(Some(Arc::new(2u32)));
+        assert_eq!(value(solo.outcome().await), 2);
+        assert_eq!(value(plain.outcome().await), 2);
+        next.begin().await;
+        next.finish(Some(Arc::new(3u32)));
+        assert_eq!(flights.len(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_solo_caller_alone_begins_at_once_and_joins_nothing_running() {
+        let flights = Flights::default();
+        let mut first = leader(flights.join("k", S().solo()));
+        first.begin().await;
+        let second = leader(flights.join("k", S().solo()));
+        first.finish(Some(Arc::new(1u32)));
+        drop(second);
+        assert_eq!(flights.len(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_queued_leader_dropped_while_waiting_abandons_its_followers() {
+        let flights = Flights::default();
+        let running = leader(flights.join("k", S()));
+        let mut queued = leader(flights.join("k", S().solo()));
+        let f = follower(flights.join("k", S().solo()));
+        assert!(queued.begin().now_or_never().is_none());
+        drop(queued);
+        assert!(matches!(f.outcome().await, Outcome::Abandoned));
+        drop(running);
+        assert_eq!(flights.len(), 0);
     }
 }

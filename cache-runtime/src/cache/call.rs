@@ -102,7 +102,8 @@ impl Cache {
                 return served;
             }
             match self.inner.flights.join(key, self.stamp(ctx, key)) {
-                Role::Leader(leader) => {
+                Role::Leader(mut leader) => {
+                    leader.begin().await;
                     let body = fut.take().expect("body runs once");
                     let Some(gens) = gens else {
                         return lead_uncached::<M, O, Fut>(ns, body, leader).await;

@@ -200,7 +200,7 @@ impl Cache {
 
     /// What a single-flight for `key` records, see [`crate::epoch::Stamp`].
     /// On Redis, a process whose bus is down may have missed another process's invalidation:
-    /// its callers then join no flight.
+    /// its callers then join no running flight (they queue, see [`crate::flight`]).
     pub(crate) fn stamp(&self, ctx: &Ctx<'_>, key: &str) -> crate::epoch::Stamp {
         let stamp = crate::epoch::Stamp::new(
             self.inner.state.key_epochs.ticket(key),

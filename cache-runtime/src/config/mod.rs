@@ -341,10 +341,12 @@ impl Config {
     /// expired entry (`stale`) and for refreshes (`refresh_after`): one per key in the cluster.
     ///
     /// While a process cannot hear the invalidation bus (Redis down or unreachable from it),
-    /// its callers join no flight at all, not even of their own process: a flight begun before
-    /// an invalidation the process could not hear may hold a value read before it, and the
-    /// consistency guarantee comes first. Every such call runs the body (uncached); coalescing
-    /// resumes when the bus is back.
+    /// it falls back to its own single-flight, with one change the consistency guarantee
+    /// needs: a caller never joins a flight whose body began before it arrived (that body may
+    /// have read the source before an invalidation this process could not hear). Callers that
+    /// miss while a flight runs queue behind it and share one later run, which reads the source
+    /// after all of them arrived: a burst of misses runs the body twice, not once per caller,
+    /// and no value is stored. Coalescing across processes resumes when the bus is back.
     ///
     /// `false`: a miss that finds another process filling the key runs the body at once, without
     /// storing its value (the holder's value is stored); recomputations and refreshes run in

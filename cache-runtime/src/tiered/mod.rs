@@ -32,7 +32,7 @@
 //!   pub/sub round trip to the slowest process; with a silent process, up to `T`. Every
 //!   Redis-backed instance is a member, with or without an L1: a plain Redis instance has no
 //!   copies to drop, but its single-flights must not outlive an invalidation either (a
-//!   process whose bus is down joins no flight at all).
+//!   process whose bus is down joins no flight that has begun: its callers queue behind it).
 //!
 //! The argument rests on one total order of bus messages per subscriber: on Redis Cluster,
 //! every process subscribes through the first reachable URL of its list, so give every process
