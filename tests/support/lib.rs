@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 pub mod backends;
 pub mod fixtures;
 mod unix;
+pub mod worker;
 
 pub use unix::UnixRedis;
 
