@@ -50,6 +50,7 @@ async fn three_processes_times_100_callers_on_a_cold_key_run_the_body_once() {
             callers: 100,
             body: Duration::from_millis(500),
             lease: Duration::from_secs(5),
+            key: 1,
         };
         let mut workers = fleet(&server, 3, load).await;
         for w in &mut workers {
@@ -79,12 +80,14 @@ async fn a_killed_lease_holder_blocks_the_others_no_longer_than_its_lease() {
             callers: 1,
             body: Duration::from_secs(600),
             lease,
+            key: 1,
         };
         let mut holder = Worker::start(EXE, &server.url(), hung).await;
         let load = Load {
             callers: 50,
             body,
             lease,
+            key: 1,
         };
         let mut others = fleet(&server, 2, load).await;
         holder.go().await;

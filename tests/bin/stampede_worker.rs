@@ -1,10 +1,10 @@
 //! One process of the cross-process stampede tests and bench (`tests/stampede.rs`,
 //! `benches/resilience.rs`): a real process with its own global cache on a shared Redis.
 //!
-//! `stampede_worker <redis-url> <callers> <body-ms> <fill-lease-ms>`: initialises the global
+//! `stampede_worker <redis-url> <callers> <body-ms> <fill-lease-ms> <key>`: initialises the global
 //! cache, waits until it can use Redis and hear the bus, prints `ready`, then waits for a line
-//! on stdin. It then runs `<callers>` concurrent calls of a `#[cached]` function on one cold
-//! key, whose body counts its runs cluster-wide (`INCR stampede:runs`), prints `body`, and takes
+//! on stdin. It then runs `<callers>` concurrent calls of a `#[cached]` function on the cold
+//! `<key>`, whose body counts its runs cluster-wide (`INCR stampede:runs`), prints `body`, and takes
 //! `<body-ms>` ms. Per call it prints `call <value> <micros>` (the value it got, the latency),
 //! then `stats <coalesced> <lease_takeovers>`, and exits.
 
@@ -55,6 +55,7 @@ async fn main() {
     BODY.set(Duration::from_millis(arg(&args, 3, "the body in ms")))
         .unwrap();
     let lease = Duration::from_millis(arg(&args, 4, "the fill lease in ms"));
+    let key: u64 = arg(&args, 5, "the key");
     COUNTER
         .set(redis::Client::open(url.as_str()).unwrap())
         .unwrap();
@@ -84,7 +85,7 @@ async fn main() {
             tokio::spawn(async move {
                 gate.wait().await;
                 let start = Instant::now();
-                let value = cold(1).await;
+                let value = cold(key).await;
                 (value, start.elapsed())
             })
         })

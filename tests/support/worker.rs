@@ -26,17 +26,20 @@ pub struct Report {
 
 /// One running `stampede_worker`.
 pub struct Worker {
+    pid: u32,
     child: Child,
     stdin: ChildStdin,
     lines: Lines<BufReader<ChildStdout>>,
 }
 
-/// A worker's settings: `callers` concurrent calls, a body of `body`, a fill lease of `lease`.
+/// A worker's settings: `callers` concurrent calls on `key`, a body of `body`, a fill lease of
+/// `lease`.
 #[derive(Clone, Copy, Debug)]
 pub struct Load {
     pub callers: usize,
     pub body: Duration,
     pub lease: Duration,
+    pub key: u64,
 }
 
 impl Worker {
@@ -47,14 +50,17 @@ impl Worker {
             .arg(load.callers.to_string())
             .arg(load.body.as_millis().to_string())
             .arg(load.lease.as_millis().to_string())
+            .arg(load.key.to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .expect("start stampede_worker");
+        let pid = child.id().expect("a running worker");
         let stdin = child.stdin.take().expect("stdin");
         let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
         let mut worker = Self {
+            pid,
             child,
             stdin,
             lines,
@@ -63,6 +69,11 @@ impl Worker {
             .await
             .expect("the worker did not get ready");
         worker
+    }
+
+    /// The worker's process id (its values are `<pid>-<run>-<key>` when it ran the body).
+    pub fn pid(&self) -> u32 {
+        self.pid
     }
 
     /// Lets the worker's callers go.
