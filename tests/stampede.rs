@@ -1,7 +1,7 @@
 //! One body run per key under a stampede: across three real processes on one Redis (each with
 //! its own global cache, `tests/bin/stampede_worker.rs`), past a lease holder that is killed,
 //! and within a process whose Redis is down (its flights queue instead of each caller running
-//! the body).
+//! the body). And the fill notices that wake a waiting process when the holder's fill ends.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
@@ -162,6 +162,60 @@ async fn with_redis_down_a_burst_runs_the_body_at_most_twice_and_never_before_a_
         }
         let runs = runs.load(SeqCst);
         assert!((1..=2).contains(&runs), "the body ran {runs} times");
+    })
+    .await;
+}
+
+/// A miss that waits on another process's fill lease asks the holder (`cr2|W|<key>` on
+/// `{prefix}:__fill`), and the holder says when its fill ended (`cr2|F|<key>`); an uncontended
+/// fill publishes nothing.
+#[tokio::test]
+async fn a_contended_fill_is_announced_to_its_waiters_and_an_uncontended_one_is_not() {
+    use futures_util::StreamExt;
+    let server = RedisServer::start();
+    within(LIMIT, async {
+        let config = || Config::redis(server.url()).prefix("notice");
+        let (a, b) = cache_tests::bus_up_pair(config).await;
+        let mut pubsub = server.client().get_async_pubsub().await.unwrap();
+        pubsub.subscribe("notice:__fill").await.unwrap();
+        let mut notices = pubsub.into_on_message();
+        let alone = a
+            .get_or_insert_with("quiet", &1, None, async { 1u64 })
+            .await;
+        assert_eq!(alone, 1);
+        let release = Arc::new(tokio::sync::Notify::new());
+        let started = Arc::new(tokio::sync::Notify::new());
+        let holder = {
+            let (a, release, started) = (a.clone(), release.clone(), started.clone());
+            tokio::spawn(async move {
+                a.get_or_insert_with("busy", &1, None, async move {
+                    started.notify_one();
+                    release.notified().await;
+                    7u64
+                })
+                .await
+            })
+        };
+        started.notified().await;
+        let waiter =
+            tokio::spawn(
+                async move { b.get_or_insert_with("busy", &1, None, async { 8u64 }).await },
+            );
+        let mut next = async || {
+            let msg = notices.next().await.expect("a notice");
+            String::from_utf8(msg.get_payload_bytes().to_vec()).unwrap()
+        };
+        let wait = next().await;
+        assert!(wait.starts_with("cr2|W|"), "{wait}");
+        release.notify_one();
+        assert_eq!(holder.await.unwrap(), 7);
+        let filled = next().await;
+        assert_eq!(filled, wait.replace("cr2|W|", "cr2|F|"));
+        assert_eq!(
+            waiter.await.unwrap(),
+            7,
+            "the waiter got the holder's value"
+        );
     })
     .await;
 }

@@ -16,7 +16,7 @@
 //! computed before it. It starts a new flight instead, which replaces the old one for later
 //! callers (the old one's followers still get their leader's outcome).
 //!
-//! A caller that may join no running flight (its [`Stamp`] is *solo*: its process cannot hear
+//! A caller that may join no running flight (its stamp is *solo*: its process cannot hear
 //! other processes' invalidations now, so any running flight may predate one) still does not
 //! run the body alone: it starts a *queued* flight behind the running one. Callers that arrive
 //! while a flight is queued join it whatever their stamp, since its body has not begun: it

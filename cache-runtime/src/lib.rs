@@ -126,12 +126,14 @@
 //! about one try per key per second, whatever the load.
 //!
 //! One body run per key across processes (Redis, tiered): concurrent misses on one key in
-//! different processes run the body once in the cluster; the others wait for its value (polling
-//! the entry, counted in `coalesced`) for at most the fill lease term ([`Config::fill_lease`], 5 s).
+//! different processes run the body once in the cluster; the others wait for its value (woken
+//! by the holder's notice on the bus when its fill ends, polling the entry as a fallback;
+//! counted in `coalesced`) for at most the fill lease term ([`Config::fill_lease`], 5 s).
 //! A holder that is cancelled gives its lease back at once and one that dies or stalls loses it
 //! after the term; a waiter then takes over (counted in `lease_takeovers`) or, past the term, runs
 //! the body itself without storing. If Redis is unreachable each process falls back to its own
-//! single-flight. An expired entry under `stale` is recomputed once in the cluster, the other
+//! single-flight (callers that arrive while a body runs share the next run: see
+//! [`Config::cross_process_single_flight`]). An expired entry under `stale` is recomputed once in the cluster, the other
 //! processes serve the stale value meanwhile. On by default; turn it off with
 //! [`Config::cross_process_single_flight`]`(false)` (each process then runs the body itself instead of
 //! waiting; invalidations stay exactly as consistent). The manual API takes the same options:
@@ -210,6 +212,7 @@ pub mod codec;
 mod config;
 mod envelope;
 mod epoch;
+mod fill_notice;
 pub mod flight;
 #[cfg(test)]
 mod fuzz;

@@ -13,7 +13,8 @@
 //! on a Cluster).
 //!
 //! The marker also gives single-flight across processes: a miss that finds another process's
-//! live marker waits for that fill's value (polling the entry) instead of running the body,
+//! live marker waits for that fill's value (woken by the holder's fill notice, see
+//! `fill_notice.rs`, and polling the entry) instead of running the body,
 //! for at most the lease term; a holder that is cancelled releases its marker at once (a guard),
 //! one that dies or stalls loses it when the term ends, and the holder renews the term while
 //! its body runs.

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::backend::lease::{Acquired, LeaseToken};
+use crate::fill_notice::{Notice, Waiting};
 use crate::namespace::Gens;
 use crate::stats::Counters;
 
@@ -13,6 +14,7 @@ use crate::stats::Counters;
 const MAX_ADOPTIONS: u32 = 3;
 
 /// The first poll interval while another process fills a key; it doubles up to the maximum.
+/// The holder's fill notice (see [`crate::fill_notice`]) usually ends the wait sooner.
 const WAIT_POLL_START: Duration = Duration::from_millis(2);
 const WAIT_POLL_MAX: Duration = Duration::from_millis(50);
 
@@ -85,6 +87,7 @@ impl LeaseGuard {
             .next
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         renewals.lock().insert(id, (key.to_owned(), token.clone()));
+        cache.inner.notices.hold(key);
         if !renewals
             .started
             .swap(true, std::sync::atomic::Ordering::SeqCst)
@@ -152,7 +155,10 @@ fn recompute_key(key: &str) -> String {
 impl Drop for LeaseGuard {
     fn drop(&mut self) {
         self.cache.inner.renewals.lock().remove(&self.id);
-        if self.settled {
+        // Another process waits for this fill: tell it the fill ended (after the lease is
+        // given back, when it is given back here).
+        let wanted = self.cache.inner.notices.release(&self.key);
+        if self.settled && !wanted {
             return;
         }
         let (cache, key, token) = (
@@ -160,11 +166,36 @@ impl Drop for LeaseGuard {
             std::mem::take(&mut self.key),
             self.token.clone(),
         );
+        let settled = self.settled;
         crate::background::spawn(async move {
-            if let Some(remote) = &cache.inner.remote {
+            let Some(remote) = &cache.inner.remote else {
+                return;
+            };
+            if !settled {
                 let _ = remote.release_lease(&key, &token).await;
             }
+            if wanted {
+                let channel = crate::fill_notice::channel(&cache.inner.config.prefix);
+                let _ = remote
+                    .publish(&channel, &Notice::Filled(key).encode())
+                    .await;
+            }
         });
+    }
+}
+
+impl Cache {
+    /// Starts waiting for the end of another process's fill of `key`, and tells the holder.
+    fn wait_for_fill(&self, key: &str) -> Waiting<'_> {
+        let waiting = self.inner.notices.wait(key);
+        let (cache, wait) = (self.clone(), Notice::Wait(key.to_owned()));
+        crate::background::spawn(async move {
+            if let Some(remote) = &cache.inner.remote {
+                let channel = crate::fill_notice::channel(&cache.inner.config.prefix);
+                let _ = remote.publish(&channel, &wait.encode()).await;
+            }
+        });
+        waiting
     }
 }
 
@@ -255,7 +286,7 @@ impl Cache {
         };
         let ns = ctx.namespace;
         let mut gens = gens;
-        let mut waited = false;
+        let mut waiting: Option<Waiting<'_>> = None;
         let mut creations = 0;
         let mut recognise = true;
         let term = inner.config.fill_lease;
@@ -276,7 +307,7 @@ impl Cache {
                 let valid: &[u8] = if recognise { &identity } else { &[] };
                 match remote.acquire_lease(key, &token, term, force, valid).await {
                     Ok(Acquired::Granted) => {
-                        if waited {
+                        if waiting.is_some() {
                             Counters::bump(&ns.stats.lease_takeovers);
                         }
                         return FillStart::Leased(LeaseGuard::new(self, key, token), gens);
@@ -295,10 +326,16 @@ impl Cache {
                         if now >= deadline || !inner.config.cross_process_single_flight {
                             return FillStart::Uncached;
                         }
-                        if !std::mem::replace(&mut waited, true) {
+                        let nap = tokio::time::sleep(poll.min(left).min(deadline - now));
+                        let wait = waiting.get_or_insert_with(|| {
                             Counters::bump(&ns.stats.coalesced);
+                            self.wait_for_fill(key)
+                        });
+                        // The holder's notice that its fill ended, or the next poll.
+                        tokio::select! {
+                            () = nap => {}
+                            () = wait.filled() => {}
                         }
-                        tokio::time::sleep(poll.min(left).min(deadline - now)).await;
                         poll = (poll * 2).min(WAIT_POLL_MAX);
                         match self.lookup::<T>(ctx, key).await {
                             Lookup::Hit(value, meta) => return FillStart::Hit(value, meta),

@@ -22,6 +22,9 @@ impl Host for Inner {
     fn local(&self) -> &LocalState {
         &self.state
     }
+    fn notices(&self) -> &crate::fill_notice::FillNotices {
+        &self.notices
+    }
 }
 
 impl Cache {

@@ -66,6 +66,8 @@ pub(crate) struct Inner {
     pub(crate) bus: Bus,
     /// Fill leases held, renewed in the background (see `fill.rs`).
     pub(crate) renewals: fill::Renewals,
+    /// Cross-process wake-ups of misses waiting on a fill lease (see `fill_notice.rs`).
+    pub(crate) notices: crate::fill_notice::FillNotices,
     /// Stale back-off and running refreshes (see [`resil`]).
     pub(crate) resil: resil::State,
 }
@@ -169,6 +171,7 @@ impl Cache {
                 flights: Flights::default(),
                 counters: Counters::default(),
                 renewals: fill::Renewals::default(),
+                notices: Default::default(),
                 resil: resil::State::default(),
             }),
         };

@@ -335,8 +335,10 @@ impl Config {
     }
 
     /// Redis: whether concurrent misses on one key in different processes run the body once in
-    /// the whole cluster (on by default). The others wait for its value, polling the entry, for
-    /// at most [`Config::fill_lease`]; a holder that is cancelled gives its lease back at once,
+    /// the whole cluster (on by default). The others wait for its value for at most
+    /// [`Config::fill_lease`], woken when the holder's fill ends (it publishes a notice on
+    /// `{prefix}:__fill` when, and only when, another process said it waits), and polling the
+    /// entry meanwhile (every 2 ms doubling to 50 ms) in case a notice is lost; a holder that is cancelled gives its lease back at once,
     /// one that dies or stalls loses it after the term. The same holds for recomputing an
     /// expired entry (`stale`) and for refreshes (`refresh_after`): one per key in the cluster.
     ///

@@ -80,6 +80,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::time::Duration;
 
 use crate::backend::redis::{RedisStore, Target};
+use crate::fill_notice::FillNotices;
 use crate::local_state::LocalState;
 use crate::stats::Counters;
 use crate::warn::warn_limited;
@@ -109,6 +110,8 @@ pub(crate) trait Host: Send + Sync + 'static {
     fn bus(&self) -> &Bus;
     /// Its L1, generations, key epochs and fence.
     fn local(&self) -> &LocalState;
+    /// Its fill notices (heard on their own channel, see `fill_notice.rs`).
+    fn notices(&self) -> &FillNotices;
 }
 
 /// Bus state of one cache.

@@ -9,6 +9,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 
 use super::{Host, Message, channel, drop_local, term};
+use crate::fill_notice::{self, Notice};
 use crate::stats::Counters;
 use crate::warn::warn_limited;
 
@@ -56,15 +57,17 @@ pub(super) async fn watchdog<H: Host>(weak: Weak<H>) {
     }
 }
 
+/// Subscribes to the bus channel `chan` and to the fill notices' `fill_chan`.
 async fn connect(
     clients: &[redis::Client],
-    chan: &str,
+    (chan, fill_chan): (&str, &str),
     timeout: Duration,
 ) -> Option<redis::aio::PubSub> {
     for client in clients {
         let attempt = async {
             let mut pubsub = client.get_async_pubsub().await?;
             pubsub.subscribe(chan).await?;
+            pubsub.subscribe(fill_chan).await?;
             Ok::<_, redis::RedisError>(pubsub)
         };
         if let Ok(Ok(pubsub)) = tokio::time::timeout(timeout, attempt).await {
@@ -77,17 +80,19 @@ async fn connect(
 pub(super) async fn subscriber<H: Host>(weak: Weak<H>) {
     let mut backoff = Duration::from_millis(50);
     loop {
-        let (clients, chan, connect_timeout, silence) = {
+        let (clients, chan, fill_chan, connect_timeout, silence) = {
             let Some(host) = weak.upgrade() else { return };
             let Some(remote) = host.remote() else { return };
             (
                 remote.pubsub_clients.clone(),
                 channel(host.config()),
+                fill_notice::channel(&host.config().prefix),
                 host.config().connect_timeout,
                 term(host.config()),
             )
         };
-        let Some(pubsub) = connect(&clients, &chan, connect_timeout).await else {
+        let channels = (chan.as_str(), fill_chan.as_str());
+        let Some(pubsub) = connect(&clients, channels, connect_timeout).await else {
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(1));
             continue;
@@ -103,6 +108,12 @@ pub(super) async fn subscriber<H: Host>(weak: Weak<H>) {
         // term is dead or stuck (a vanished peer without a reset), so it is rebuilt.
         while let Ok(Some(msg)) = tokio::time::timeout(silence, stream.next()).await {
             let Some(host) = weak.upgrade() else { return };
+            if msg.get_channel_name() == fill_chan {
+                if let Some(notice) = Notice::decode(msg.get_payload_bytes()) {
+                    host.notices().heard(notice);
+                }
+                continue;
+            }
             handle(&host, msg.get_payload_bytes()).await;
         }
         let Some(host) = weak.upgrade() else { return };
