@@ -66,6 +66,10 @@ impl Cache {
     /// evictions are applied and counted, and [`Cache::local_entry_count`] is exact. It runs
     /// in the background anyway; call it before reading exact figures.
     ///
+    /// # Cancel safety
+    /// Cancel safe: it only runs moka's housekeeping, which a dropped call leaves for the next
+    /// one (or the background) to finish; no entry or counter is left half-updated.
+    ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), cache_runtime::Error> {
