@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
 use cache_runtime::{Cache, Config, FillOptions, L1};
-use cache_tests::{RedisServer, wait_until, within};
+use cache_tests::{RedisCluster, RedisServer, wait_until, within};
 
 #[path = "review_probe/bugs.rs"]
 mod bugs;
@@ -27,6 +27,14 @@ pub enum Kind {
     Memory,
     Redis,
     Tiered,
+    Cluster,
+}
+
+/// The servers a scenario runs against, killed on drop.
+pub enum Servers {
+    None,
+    One(RedisServer),
+    Cluster(RedisCluster),
 }
 
 /// How an entry is invalidated.
@@ -37,40 +45,45 @@ pub enum Op {
     All,
 }
 
-/// Two instances on `kind` sharing `server` (memory: one cache, twice), connected.
-pub async fn pair(kind: Kind, server: &RedisServer) -> (Cache, Cache) {
-    pair_with(kind, server, |c| c).await
+/// Two instances on `kind` sharing its servers (memory: one cache, twice), connected.
+pub async fn setup(kind: Kind) -> (Cache, Cache, Servers) {
+    setup_with(kind, |c| c).await
 }
 
-/// [`pair`] with `tweak` applied to each instance's config.
-pub async fn pair_with(
-    kind: Kind,
-    server: &RedisServer,
-    tweak: impl Fn(Config) -> Config,
-) -> (Cache, Cache) {
-    let base = || match kind {
-        Kind::Memory => Config::memory(),
-        Kind::Redis => Config::redis(server.url()).prefix("probe"),
-        Kind::Tiered => Config::redis(server.url())
-            .prefix("probe")
-            .with_l1(L1::new(1000, Duration::from_secs(30))),
+/// [`setup`] with `tweak` applied to each instance's config.
+pub async fn setup_with(kind: Kind, tweak: impl Fn(Config) -> Config) -> (Cache, Cache, Servers) {
+    let servers = match kind {
+        Kind::Memory => Servers::None,
+        Kind::Redis | Kind::Tiered => Servers::One(RedisServer::start()),
+        Kind::Cluster => Servers::Cluster(RedisCluster::start()),
+    };
+    let base = || match &servers {
+        Servers::None => Config::memory(),
+        Servers::One(server) => {
+            let config = Config::redis(server.url()).prefix("probe");
+            match kind {
+                Kind::Tiered => config.with_l1(L1::new(1000, Duration::from_secs(30))),
+                _ => config,
+            }
+        }
+        Servers::Cluster(cluster) => Config::redis_cluster(cluster.urls()).prefix("probe"),
     };
     let config = || tweak(base());
     if let Kind::Memory = kind {
         let cache = Cache::new(config()).await.unwrap();
-        return (cache.clone(), cache);
+        return (cache.clone(), cache, servers);
     }
     let (a, b) = (
         Cache::new(config()).await.unwrap(),
         Cache::new(config()).await.unwrap(),
     );
     for cache in [&a, &b] {
-        wait_until("connected", Duration::from_secs(5), async || {
+        wait_until("connected", Duration::from_secs(10), async || {
             cache.set("warm", &0, &0u8, None).await.is_ok() && cache.bus_healthy()
         })
         .await;
     }
-    (a, b)
+    (a, b, servers)
 }
 
 /// 300 ms to live, kept 60 s more to be served stale.
@@ -182,28 +195,28 @@ macro_rules! probe {
 }
 
 macro_rules! on_every_backend {
-    ($($scenario:path => $memory:ident, $redis:ident, $tiered:ident;)*) => {$(
-        probe!($scenario, $memory: Memory, $redis: Redis, $tiered: Tiered);
+    ($($scenario:path => $memory:ident, $redis:ident, $tiered:ident, $cluster:ident;)*) => {$(
+        probe!($scenario, $memory: Memory, $redis: Redis, $tiered: Tiered, $cluster: Cluster);
     )*};
 }
 
 on_every_backend! {
     manual::stale_on_every_kind_of_failure =>
-        stale_failures_memory, stale_failures_redis, stale_failures_tiered;
+        stale_failures_memory, stale_failures_redis, stale_failures_tiered, stale_failures_cluster;
     manual::every_invalidation_removes_stale_copies =>
-        stale_invalidated_memory, stale_invalidated_redis, stale_invalidated_tiered;
+        stale_invalidated_memory, stale_invalidated_redis, stale_invalidated_tiered, stale_invalidated_cluster;
     late::a_late_body_replaces_the_entry =>
-        late_replaces_memory, late_replaces_redis, late_replaces_tiered;
+        late_replaces_memory, late_replaces_redis, late_replaces_tiered, late_replaces_cluster;
     late::an_invalidation_during_the_late_body_wins =>
-        late_invalidated_memory, late_invalidated_redis, late_invalidated_tiered;
+        late_invalidated_memory, late_invalidated_redis, late_invalidated_tiered, late_invalidated_cluster;
     late::an_invalidation_during_a_refresh_wins =>
-        refresh_invalidated_memory, refresh_invalidated_redis, refresh_invalidated_tiered;
+        refresh_invalidated_memory, refresh_invalidated_redis, refresh_invalidated_tiered, refresh_invalidated_cluster;
     cancel::a_caller_dropped_before_the_timeout_leaves_nothing_wedged =>
-        cancel_timeout_memory, cancel_timeout_redis, cancel_timeout_tiered;
+        cancel_timeout_memory, cancel_timeout_redis, cancel_timeout_tiered, cancel_timeout_cluster;
     cancel::a_caller_dropped_during_a_stale_recompute_leaves_nothing_wedged =>
-        cancel_recompute_memory, cancel_recompute_redis, cancel_recompute_tiered;
+        cancel_recompute_memory, cancel_recompute_redis, cancel_recompute_tiered, cancel_recompute_cluster;
     cancel::a_panicking_refresh_keeps_the_entry_and_refreshes_later =>
-        refresh_panic_memory, refresh_panic_redis, refresh_panic_tiered;
+        refresh_panic_memory, refresh_panic_redis, refresh_panic_tiered, refresh_panic_cluster;
 }
 
 probe!(
@@ -213,7 +226,9 @@ probe!(
     #[ignore = "bug: a timeout caller after an invalidation gets an older detached value"]
     follower_redis: Redis,
     #[ignore = "bug: a timeout caller after an invalidation gets an older detached value"]
-    follower_tiered: Tiered
+    follower_tiered: Tiered,
+    #[ignore = "bug: a timeout caller after an invalidation gets an older detached value"]
+    follower_cluster: Cluster
 );
 
 probe!(
@@ -221,5 +236,7 @@ probe!(
     #[ignore = "bug: a hung detached body blocks other processes until `stale` ends"]
     hung_redis: Redis,
     #[ignore = "bug: a hung detached body blocks other processes until `stale` ends"]
-    hung_tiered: Tiered
+    hung_tiered: Tiered,
+    #[ignore = "bug: a hung detached body blocks other processes until `stale` ends"]
+    hung_cluster: Cluster
 );

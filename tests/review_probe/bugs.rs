@@ -9,8 +9,7 @@ use super::*;
 /// new stale copy and D1 running under the same key: it must not be handed D1's value (read
 /// before the invalidation); the stale copy (3) or its own body's value (4) are fine.
 pub async fn a_caller_after_an_invalidation_never_gets_an_older_detached_value(kind: Kind) {
-    let server = RedisServer::start();
-    let (a, b) = pair(kind, &server).await;
+    let (a, b, _servers) = setup(kind).await;
     let ns = "p_follow";
     assert_eq!(call(&a, ns, 1, opts(), ok(1)).await, Ok(1));
     expire().await;
@@ -46,8 +45,7 @@ pub async fn a_caller_after_an_invalidation_never_gets_an_older_detached_value(k
 /// recompute lease renewed. Another process with a healthy source must get a fresh value
 /// within about the fill lease term (1 s here), not serve the stale one until `stale` ends.
 pub async fn a_hung_detached_body_does_not_block_recovery_in_other_processes(kind: Kind) {
-    let server = RedisServer::start();
-    let (a, b) = pair_with(kind, &server, |c| c.fill_lease(Duration::from_secs(1))).await;
+    let (a, b, _servers) = setup_with(kind, |c| c.fill_lease(Duration::from_secs(1))).await;
     let ns = "p_hung";
     assert_eq!(call(&a, ns, 1, opts(), ok(1)).await, Ok(1));
     expire().await;

@@ -7,8 +7,7 @@ use super::*;
 /// A caller dropped before its `timeout` (body still running): the body goes on and stores its
 /// value (as documented); later callers are not wedged behind it.
 pub async fn a_caller_dropped_before_the_timeout_leaves_nothing_wedged(kind: Kind) {
-    let server = RedisServer::start();
-    let (a, b) = pair(kind, &server).await;
+    let (a, b, _servers) = setup(kind).await;
     let ns = "p_cancel_t";
     assert_eq!(call(&a, ns, 1, opts(), ok(1)).await, Ok(1));
     expire().await;
@@ -40,8 +39,7 @@ pub async fn a_caller_dropped_before_the_timeout_leaves_nothing_wedged(kind: Kin
 /// (and, on Redis, its recompute lease) is given back; both instances go on at once, and the
 /// key recomputes within the back-off.
 pub async fn a_caller_dropped_during_a_stale_recompute_leaves_nothing_wedged(kind: Kind) {
-    let server = RedisServer::start();
-    let (a, b) = pair(kind, &server).await;
+    let (a, b, _servers) = setup(kind).await;
     let ns = "p_cancel_r";
     assert_eq!(call(&a, ns, 1, opts(), ok(1)).await, Ok(1));
     expire().await;
@@ -70,8 +68,7 @@ pub async fn a_caller_dropped_during_a_stale_recompute_leaves_nothing_wedged(kin
 /// A refresh whose body panics keeps the entry (counted in `refresh_failures`); after the
 /// back-off a later hit refreshes it.
 pub async fn a_panicking_refresh_keeps_the_entry_and_refreshes_later(kind: Kind) {
-    let server = RedisServer::start();
-    let (a, b) = pair(kind, &server).await;
+    let (a, b, _servers) = setup(kind).await;
     let ns = "p_rf_panic";
     let refresh = FillOptions::new()
         .ttl(Duration::from_secs(30))

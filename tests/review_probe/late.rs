@@ -5,8 +5,7 @@ use super::*;
 
 /// The stale value at the timeout; once the body ends its value is the entry, everywhere.
 pub async fn a_late_body_replaces_the_entry(kind: Kind) {
-    let server = RedisServer::start();
-    let (a, b) = pair(kind, &server).await;
+    let (a, b, _servers) = setup(kind).await;
     let ns = "p_late";
     assert_eq!(call(&a, ns, 1, opts(), ok(1)).await, Ok(1));
     expire().await;
@@ -26,8 +25,7 @@ pub async fn a_late_body_replaces_the_entry(kind: Kind) {
 /// `invalidate_all`) and ends after it: its value is never served afterwards, nor is the
 /// stale copy.
 pub async fn an_invalidation_during_the_late_body_wins(kind: Kind) {
-    let server = RedisServer::start();
-    let (a, b) = pair(kind, &server).await;
+    let (a, b, _servers) = setup(kind).await;
     let cases = [
         (Op::Delete, "p_lt_del"),
         (Op::Namespace, "p_lt_ns"),
@@ -59,8 +57,7 @@ pub async fn an_invalidation_during_the_late_body_wins(kind: Kind) {
 
 /// A refresh whose body read the source before an invalidation: its value is never served.
 pub async fn an_invalidation_during_a_refresh_wins(kind: Kind) {
-    let server = RedisServer::start();
-    let (a, b) = pair(kind, &server).await;
+    let (a, b, _servers) = setup(kind).await;
     let refresh = FillOptions::new()
         .ttl(Duration::from_secs(30))
         .refresh_after(Duration::from_millis(200));

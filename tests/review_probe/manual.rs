@@ -6,8 +6,7 @@ use super::*;
 /// Past expiry an `Err`, a panic and a body slower than `timeout` each get the stale value
 /// (as `Ok`), counted in `stale_served`; the source recovers and its value is stored.
 pub async fn stale_on_every_kind_of_failure(kind: Kind) {
-    let server = RedisServer::start();
-    let (a, b) = pair(kind, &server).await;
+    let (a, b, _servers) = setup(kind).await;
     let ns = "p_fail";
     for id in 1..=3 {
         assert_eq!(call(&a, ns, id, opts(), ok(id)).await, Ok(id));
@@ -42,8 +41,7 @@ pub async fn stale_on_every_kind_of_failure(kind: Kind) {
 /// Past expiry, `delete`, `invalidate_namespace` and `invalidate_all` in one instance each
 /// remove the stale copy: a failing source in the other instance gets its error.
 pub async fn every_invalidation_removes_stale_copies(kind: Kind) {
-    let server = RedisServer::start();
-    let (a, b) = pair(kind, &server).await;
+    let (a, b, _servers) = setup(kind).await;
     let cases = [
         (Op::Delete, "p_inv_del"),
         (Op::Namespace, "p_inv_ns"),
