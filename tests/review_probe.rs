@@ -14,6 +14,8 @@ use cache_tests::{RedisCluster, RedisServer, wait_until, within};
 mod bugs;
 #[path = "review_probe/cancel.rs"]
 mod cancel;
+#[path = "review_probe/contract.rs"]
+mod contract;
 #[path = "review_probe/late.rs"]
 mod late;
 #[path = "review_probe/macros.rs"]
@@ -59,14 +61,20 @@ pub async fn setup_with(kind: Kind, tweak: impl Fn(Config) -> Config) -> (Cache,
     };
     let base = || match &servers {
         Servers::None => Config::memory(),
+        // A 1 s Redis timeout (default 50 ms): on a loaded machine a timed-out lookup fails
+        // open and runs the (gated) body in the caller, which is not what is probed here.
         Servers::One(server) => {
-            let config = Config::redis(server.url()).prefix("probe");
+            let config = Config::redis(server.url())
+                .prefix("probe")
+                .timeout(Duration::from_secs(1));
             match kind {
                 Kind::Tiered => config.with_l1(L1::new(1000, Duration::from_secs(30))),
                 _ => config,
             }
         }
-        Servers::Cluster(cluster) => Config::redis_cluster(cluster.urls()).prefix("probe"),
+        Servers::Cluster(cluster) => Config::redis_cluster(cluster.urls())
+            .prefix("probe")
+            .timeout(Duration::from_secs(1)),
     };
     let config = || tweak(base());
     if let Kind::Memory = kind {
@@ -217,6 +225,12 @@ on_every_backend! {
         cancel_recompute_memory, cancel_recompute_redis, cancel_recompute_tiered, cancel_recompute_cluster;
     cancel::a_panicking_refresh_keeps_the_entry_and_refreshes_later =>
         refresh_panic_memory, refresh_panic_redis, refresh_panic_tiered, refresh_panic_cluster;
+    contract::fifty_hits_past_refresh_after_never_wait =>
+        fifty_memory, fifty_redis, fifty_tiered, fifty_cluster;
+    contract::a_failing_source_is_tried_once_per_backoff =>
+        throttle_memory, throttle_redis, throttle_tiered, throttle_cluster;
+    contract::without_a_stale_value_the_caller_waits =>
+        cold_wait_memory, cold_wait_redis, cold_wait_tiered, cold_wait_cluster;
 }
 
 probe!(
