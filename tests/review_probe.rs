@@ -235,13 +235,9 @@ on_every_backend! {
 
 probe!(
     bugs::a_caller_after_an_invalidation_never_gets_an_older_detached_value,
-    #[ignore = "bug: a timeout caller after an invalidation gets an older detached value"]
     follower_memory: Memory,
-    #[ignore = "bug: a timeout caller after an invalidation gets an older detached value"]
     follower_redis: Redis,
-    #[ignore = "bug: a timeout caller after an invalidation gets an older detached value"]
     follower_tiered: Tiered,
-    #[ignore = "bug: a timeout caller after an invalidation gets an older detached value"]
     follower_cluster: Cluster
 );
 

@@ -184,6 +184,50 @@ impl Drop for LeaseGuard {
     }
 }
 
+/// A miss waiting on another process's fill, until the lease term has passed: woken by the
+/// holder's fill notice or, failing that, by the next poll of the entry.
+struct HolderWait<'a> {
+    waiting: Option<Waiting<'a>>,
+    poll: Duration,
+    deadline: tokio::time::Instant,
+}
+
+impl<'a> HolderWait<'a> {
+    fn new(term: Duration) -> Self {
+        Self {
+            waiting: None,
+            poll: WAIT_POLL_START,
+            deadline: tokio::time::Instant::now() + term,
+        }
+    }
+
+    /// Waits for the holder's notice or the next poll (at most `left`, the holder's lease);
+    /// `false` once the term has passed (then run the body without waiting any longer).
+    async fn next(
+        &mut self,
+        cache: &'a Cache,
+        ns: &crate::namespace::Namespace,
+        key: &str,
+        left: Duration,
+    ) -> bool {
+        let now = tokio::time::Instant::now();
+        if now >= self.deadline {
+            return false;
+        }
+        let nap = tokio::time::sleep(self.poll.min(left).min(self.deadline - now));
+        let notice = self.waiting.get_or_insert_with(|| {
+            Counters::bump(&ns.stats.coalesced);
+            cache.wait_for_fill(key)
+        });
+        tokio::select! {
+            () = nap => {}
+            () = notice.filled() => {}
+        }
+        self.poll = (self.poll * 2).min(WAIT_POLL_MAX);
+        true
+    }
+}
+
 impl Cache {
     /// Starts waiting for the end of another process's fill of `key`, and tells the holder.
     fn wait_for_fill(&self, key: &str) -> Waiting<'_> {
@@ -286,13 +330,11 @@ impl Cache {
         };
         let ns = ctx.namespace;
         let mut gens = gens;
-        let mut waiting: Option<Waiting<'_>> = None;
         let mut creations = 0;
         let mut recognise = true;
         let term = inner.config.fill_lease;
         let token = LeaseToken::new();
-        let deadline = tokio::time::Instant::now() + term;
-        let mut poll = WAIT_POLL_START;
+        let mut wait = HolderWait::new(term);
         'generations: loop {
             let Some(current) = self
                 .fill_generations(ctx, remote, gens, &mut creations)
@@ -307,7 +349,7 @@ impl Cache {
                 let valid: &[u8] = if recognise { &identity } else { &[] };
                 match remote.acquire_lease(key, &token, term, force, valid).await {
                     Ok(Acquired::Granted) => {
-                        if waiting.is_some() {
+                        if wait.waiting.is_some() {
                             Counters::bump(&ns.stats.lease_takeovers);
                         }
                         return FillStart::Leased(LeaseGuard::new(self, key, token), gens);
@@ -322,21 +364,11 @@ impl Cache {
                         }
                     },
                     Ok(Acquired::Held(left)) => {
-                        let now = tokio::time::Instant::now();
-                        if now >= deadline || !inner.config.cross_process_single_flight {
+                        if !inner.config.cross_process_single_flight
+                            || !wait.next(self, ns, key, left).await
+                        {
                             return FillStart::Uncached;
                         }
-                        let nap = tokio::time::sleep(poll.min(left).min(deadline - now));
-                        let wait = waiting.get_or_insert_with(|| {
-                            Counters::bump(&ns.stats.coalesced);
-                            self.wait_for_fill(key)
-                        });
-                        // The holder's notice that its fill ended, or the next poll.
-                        tokio::select! {
-                            () = nap => {}
-                            () = wait.filled() => {}
-                        }
-                        poll = (poll * 2).min(WAIT_POLL_MAX);
                         match self.lookup::<T>(ctx, key).await {
                             Lookup::Hit(value, meta) => return FillStart::Hit(value, meta),
                             // Invalidated meanwhile: fill under the new generations.

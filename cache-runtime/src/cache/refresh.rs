@@ -84,7 +84,7 @@ impl Cache {
                 .0;
         };
         // One detached body per key in this process: later callers wait on its outcome.
-        let outcome = match Detached::claim(self, &key) {
+        let outcome = match Detached::claim(self, &key, self.stamp(&ctx, &key)) {
             Detached::Running(outcome) => outcome,
             Detached::Claimed(slot) => {
                 let (cache, task_key, task_site) = (self.clone(), key.clone(), site.clone());

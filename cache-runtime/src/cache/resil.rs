@@ -207,8 +207,9 @@ pub(crate) struct State {
     backoff: Mutex<HashMap<String, Instant>>,
     /// Keys with a background refresh running in this process.
     refreshing: Mutex<HashSet<String>>,
-    /// Keys whose body runs detached in this process (`timeout`), and its outcome.
-    detached: Mutex<HashMap<String, (u64, Outcome)>>,
+    /// Keys whose body runs detached in this process (`timeout`): its id, the stamp it was
+    /// claimed under, and its outcome.
+    detached: Mutex<HashMap<String, (u64, crate::epoch::Stamp, Outcome)>>,
     next_detached: std::sync::atomic::AtomicU64,
 }
 
@@ -234,18 +235,23 @@ pub(crate) struct DetachedSlot {
 }
 
 impl Detached {
-    /// Claims `key`'s detached body, or finds the one running in this process.
-    pub(crate) fn claim(cache: &Cache, key: &str) -> Self {
+    /// Claims `key`'s detached body, or finds the one running in this process, claimed under
+    /// the same `stamp`: as with single-flight, a caller never waits on a body claimed before
+    /// an invalidation of the key (its value may have been read before it), it claims a new
+    /// one, which later callers then find.
+    pub(crate) fn claim(cache: &Cache, key: &str, stamp: crate::epoch::Stamp) -> Self {
         let state = &cache.inner.resil;
         let mut map = state.detached.lock().expect("detached lock");
-        if let Some((_, rx)) = map.get(key) {
+        if let Some((_, claimed, rx)) = map.get(key)
+            && *claimed == stamp
+        {
             return Detached::Running(rx.clone());
         }
         let id = state
             .next_detached
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (tx, rx) = tokio::sync::watch::channel(None);
-        map.insert(key.to_owned(), (id, rx));
+        map.insert(key.to_owned(), (id, stamp, rx));
         Detached::Claimed(DetachedSlot {
             cache: cache.clone(),
             key: key.to_owned(),
@@ -271,7 +277,7 @@ impl Drop for DetachedSlot {
             .detached
             .lock()
             .expect("detached lock");
-        if map.get(&self.key).is_some_and(|(id, _)| *id == self.id) {
+        if map.get(&self.key).is_some_and(|(id, _, _)| *id == self.id) {
             map.remove(&self.key);
         }
     }
