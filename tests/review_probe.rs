@@ -243,10 +243,7 @@ probe!(
 
 probe!(
     bugs::a_hung_detached_body_does_not_block_recovery_in_other_processes,
-    #[ignore = "bug: a hung detached body blocks other processes until `stale` ends"]
     hung_redis: Redis,
-    #[ignore = "bug: a hung detached body blocks other processes until `stale` ends"]
     hung_tiered: Tiered,
-    #[ignore = "bug: a hung detached body blocks other processes until `stale` ends"]
     hung_cluster: Cluster
 );

@@ -56,6 +56,7 @@ async fn three_processes_times_100_callers_on_a_cold_key_run_the_body_once() {
         for w in &mut workers {
             w.go().await;
         }
+        let pids: Vec<u32> = workers.iter().map(Worker::pid).collect();
         let reports = reports(workers).await;
         assert_eq!(runs(&server), 1, "the body ran once in the whole cluster");
         let first = &reports[0].values[0];
@@ -63,9 +64,15 @@ async fn three_processes_times_100_callers_on_a_cold_key_run_the_body_once() {
             assert_eq!(r.values.len(), 100);
             assert!(r.values.iter().all(|v| v == first), "one value for all");
         }
-        // The two processes that did not run the body waited on the holder's lease.
-        let waited = reports.iter().filter(|r| r.coalesced > 0).count();
-        assert_eq!(waited, 2, "{reports:?}");
+        // The two processes that did not run the body waited on the holder's lease (the
+        // holder's own process may count a wait too: a caller whose bus heartbeat was late
+        // on a loaded machine queues behind the flight and then finds the lease still held).
+        let holder = first.split('-').next().unwrap();
+        for (pid, r) in pids.iter().zip(&reports) {
+            if pid.to_string() != holder {
+                assert!(r.coalesced > 0, "process {pid} did not wait: {r:?}");
+            }
+        }
     })
     .await;
 }

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use futures_util::FutureExt;
 
-use super::fill::{FillStart, LeaseGuard, Recompute};
+use super::fill::{FillStart, Recompute};
+use super::lease_guard::LeaseGuard;
 use super::resil::{FillOptions, Seen, StaleCopy, keep_for};
 use super::store::Write;
 use super::*;

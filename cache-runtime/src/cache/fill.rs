@@ -1,8 +1,10 @@
 //! Starting a fill on Redis: generations that exist before the body runs, and a fill lease
-//! (see [`crate::backend::lease`]) held in a guard that gives it back if the fill is dropped.
+//! (see [`crate::backend::lease`]; held in a `LeaseGuard`, `lease_guard.rs`), or a wait for
+//! another process's fill; and the recompute lease of a refresh or stale recomputation.
 
 use std::time::Duration;
 
+use super::lease_guard::LeaseGuard;
 use super::*;
 use crate::backend::lease::{Acquired, LeaseToken};
 use crate::fill_notice::{Notice, Waiting};
@@ -28,112 +30,12 @@ pub(crate) enum FillStart<T> {
     Uncached,
 }
 
-/// The fill leases this cache holds, renewed by one background task every half term (one
-/// task per cache, started on first use: a miss registers its lease, it does not spawn).
-#[derive(Default)]
-pub(crate) struct Renewals {
-    active: std::sync::Mutex<std::collections::HashMap<u64, (String, LeaseToken)>>,
-    next: std::sync::atomic::AtomicU64,
-    started: std::sync::atomic::AtomicBool,
-}
-
-impl Renewals {
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<u64, (String, LeaseToken)>> {
-        self.active.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// Renews every registered lease each half term, while the cache lives.
-async fn renew_leases(weak: std::sync::Weak<Inner>) {
-    loop {
-        let term = {
-            let Some(inner) = weak.upgrade() else { return };
-            inner.config.fill_lease
-        };
-        tokio::time::sleep(term / 2).await;
-        let Some(inner) = weak.upgrade() else { return };
-        let Some(remote) = &inner.remote else { return };
-        let leases: Vec<(u64, String, LeaseToken)> = inner
-            .renewals
-            .lock()
-            .iter()
-            .map(|(id, (key, token))| (*id, key.clone(), token.clone()))
-            .collect();
-        for (id, key, token) in leases {
-            if matches!(remote.renew_lease(&key, &token, term).await, Ok(false)) {
-                inner.renewals.lock().remove(&id);
-            }
-        }
-    }
-}
-
-/// A fill lease held by this process. Dropped before [`LeaseGuard::settled`] (the caller was
-/// cancelled, the body panicked or produced nothing to store), it gives the lease back at
-/// once so other processes waiting for the key go on; it is renewed while it lives.
-pub(crate) struct LeaseGuard {
-    cache: Cache,
-    id: u64,
-    key: String,
-    token: LeaseToken,
-    settled: bool,
-}
-
-impl LeaseGuard {
-    fn new(cache: &Cache, key: &str, token: LeaseToken) -> Self {
-        let renewals = &cache.inner.renewals;
-        let id = renewals
-            .next
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        renewals.lock().insert(id, (key.to_owned(), token.clone()));
-        cache.inner.notices.hold(key);
-        if !renewals
-            .started
-            .swap(true, std::sync::atomic::Ordering::SeqCst)
-        {
-            crate::background::spawn(renew_leases(std::sync::Arc::downgrade(&cache.inner)));
-        }
-        Self {
-            cache: cache.clone(),
-            id,
-            key: key.to_owned(),
-            token,
-            settled: false,
-        }
-    }
-
-    pub(crate) fn token(&self) -> &LeaseToken {
-        &self.token
-    }
-
-    /// Gives the lease back now (the fill stored nothing), so waiting processes go on.
-    pub(crate) async fn release(mut self) {
-        self.settled = true;
-        if let Some(remote) = &self.cache.inner.remote {
-            let _ = remote.release_lease(&self.key, &self.token).await;
-        }
-    }
-
-    /// The store used the lease (it replaced the marker, or found it gone): nothing to give back.
-    pub(crate) fn settled(mut self) {
-        self.settled = true;
-    }
-
-    /// Keeps the lease for `term` more, then lets it lapse (a recomputation whose source failed:
-    /// no process tries again before then).
-    pub(crate) async fn hold_for(mut self, term: Duration) {
-        self.settled = true;
-        if let Some(remote) = &self.cache.inner.remote
-            && !matches!(
-                remote.renew_lease(&self.key, &self.token, term).await,
-                Ok(true)
-            )
-        {
-            let _ = remote.release_lease(&self.key, &self.token).await;
-        }
-    }
-}
+/// How long a recompute lease (a refresh, or an expired entry's recomputation under `stale`)
+/// is renewed while its body runs, in lease terms: a body that hangs longer is taken to have
+/// stalled, its lease lapses, and another process may recompute the entry (a fill lease is
+/// renewed as long as its body runs: its waiters stop waiting after one term anyway, and a
+/// slow body's value must still be storable).
+const RECOMPUTE_HOLD_TERMS: u32 = 2;
 
 /// How a recomputation of an existing entry (a refresh, or an expired entry's recomputation
 /// under `stale`) goes on.
@@ -150,38 +52,6 @@ pub(crate) enum Recompute {
 /// readable (and servable as stale) while the body runs.
 fn recompute_key(key: &str) -> String {
     format!("{key}\u{0}refresh")
-}
-
-impl Drop for LeaseGuard {
-    fn drop(&mut self) {
-        self.cache.inner.renewals.lock().remove(&self.id);
-        // Another process waits for this fill: tell it the fill ended (after the lease is
-        // given back, when it is given back here).
-        let wanted = self.cache.inner.notices.release(&self.key);
-        if self.settled && !wanted {
-            return;
-        }
-        let (cache, key, token) = (
-            self.cache.clone(),
-            std::mem::take(&mut self.key),
-            self.token.clone(),
-        );
-        let settled = self.settled;
-        crate::background::spawn(async move {
-            let Some(remote) = &cache.inner.remote else {
-                return;
-            };
-            if !settled {
-                let _ = remote.release_lease(&key, &token).await;
-            }
-            if wanted {
-                let channel = crate::fill_notice::channel(&cache.inner.config.prefix);
-                let _ = remote
-                    .publish(&channel, &Notice::Filled(key).encode())
-                    .await;
-            }
-        });
-    }
 }
 
 /// A miss waiting on another process's fill, until the lease term has passed: woken by the
@@ -260,7 +130,10 @@ impl Cache {
             .acquire_lease(&lease_key, &token, term, false, &[])
             .await
         {
-            Ok(Acquired::Granted) => Recompute::Leased(LeaseGuard::new(self, &lease_key, token)),
+            Ok(Acquired::Granted) => {
+                let hold = term.saturating_mul(RECOMPUTE_HOLD_TERMS);
+                Recompute::Leased(LeaseGuard::new(self, &lease_key, token, Some(hold)))
+            }
             Ok(_) if !self.inner.config.cross_process_single_flight => Recompute::Alone,
             Ok(_) => Recompute::Held,
             Err(e) => {
@@ -352,7 +225,8 @@ impl Cache {
                         if wait.waiting.is_some() {
                             Counters::bump(&ns.stats.lease_takeovers);
                         }
-                        return FillStart::Leased(LeaseGuard::new(self, key, token), gens);
+                        let lease = LeaseGuard::new(self, key, token, None);
+                        return FillStart::Leased(lease, gens);
                     }
                     // Stored since we looked: serve it if it decodes, else (a corrupt entry that
                     // only looks valid) take the lease over it.

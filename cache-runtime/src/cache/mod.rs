@@ -65,7 +65,7 @@ pub(crate) struct Inner {
     /// The invalidation bus and pending invalidations (Redis backends).
     pub(crate) bus: Bus,
     /// Fill leases held, renewed in the background (see `fill.rs`).
-    pub(crate) renewals: fill::Renewals,
+    pub(crate) renewals: lease_guard::Renewals,
     /// Cross-process wake-ups of misses waiting on a fill lease (see `fill_notice.rs`).
     pub(crate) notices: crate::fill_notice::FillNotices,
     /// Stale back-off and running refreshes (see [`resil`]).
@@ -170,7 +170,7 @@ impl Cache {
                 remote,
                 flights: Flights::default(),
                 counters: Counters::default(),
-                renewals: fill::Renewals::default(),
+                renewals: lease_guard::Renewals::default(),
                 notices: Default::default(),
                 resil: resil::State::default(),
             }),
@@ -228,6 +228,7 @@ mod call;
 mod fill;
 mod health;
 mod invalidate;
+mod lease_guard;
 mod lookup;
 mod manual;
 mod refresh;

@@ -320,8 +320,11 @@ impl Config {
     /// concurrent misses in other processes wait for the holder's value instead of running the
     /// body. The holder renews the lease while its body runs; a holder that dies or stalls
     /// loses it after this term, and waiting processes then fill the key themselves. It is
-    /// also the longest a miss waits for another process's fill. At least 10 ms, at most one
-    /// day.
+    /// also the longest a miss waits for another process's fill. A refresh (`refresh_after`)
+    /// or the recomputation of an expired entry (`stale`) holds its lease for at most two
+    /// terms: a body that runs longer is taken to have hung, and another process may then
+    /// recompute the entry (the first body's late value is still stored if nothing replaced
+    /// the entry meanwhile). At least 10 ms, at most one day.
     ///
     /// ```
     /// use std::time::Duration;
