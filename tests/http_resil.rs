@@ -142,7 +142,40 @@ pub async fn refresh_after_refreshes_in_the_background(c: &Ctx) {
     assert_eq!(after, before + 1);
 }
 
+/// A client's `no-cache` (a browser's reload) while the handler fails: the stored response
+/// (`STALE`), which stays stored (a refresh must not remove it before its replacement is
+/// ready); the handler's 502 once the response was invalidated.
+pub async fn no_cache_while_the_handler_fails_gets_the_stored_response(c: &Ctx) {
+    let no_cache = [("cache-control", "no-cache")];
+    let fresh = async |c: &Ctx| {
+        let r = c.get("/h-stale/3", &no_cache).await;
+        let (status, x) = (r.status().as_u16(), x_cache(&r).to_owned());
+        (status, x, r.text().await.unwrap())
+    };
+    assert_eq!(
+        text(c, "/h-stale/3").await,
+        (200, "MISS".into(), "3 run 1".into())
+    );
+    set_mode(3, "fail", true);
+    assert_eq!(fresh(c).await, (200, "STALE".into(), "3 run 1".into()));
+    assert_eq!(runs("h-stale/3"), 2, "the handler was asked");
+    let (status, _, body) = text(c, "/h-stale/3").await;
+    assert_eq!((status, body.as_str()), (200, "3 run 1"), "still stored");
+    set_mode(3, "fail", false);
+    cache_tests::wait_until("recovery", Duration::from_secs(5), async || {
+        fresh(c).await.1 == "MISS"
+    })
+    .await;
+    set_mode(3, "fail", true);
+    cache_runtime::http::invalidate_path("h-stale", "/h-stale/3")
+        .await
+        .unwrap();
+    assert_eq!(fresh(c).await.0, 502, "invalidated: nothing to serve");
+    set_mode(3, "fail", false);
+}
+
 pub async fn all(c: &Ctx) {
     stale_serves_the_stored_response_when_the_handler_fails(c).await;
+    no_cache_while_the_handler_fails_gets_the_stored_response(c).await;
     refresh_after_refreshes_in_the_background(c).await;
 }

@@ -235,7 +235,11 @@ mod refresh;
 #[cfg(feature = "axum")]
 pub(crate) use refresh::Read as RefreshFrom;
 pub(crate) use refresh::Site as DetachedSite;
+#[cfg(feature = "axum")]
+mod revalidate;
 pub use resil::{BACKOFF, FillOptions};
+#[cfg(feature = "axum")]
+pub(crate) use revalidate::Revalidated;
 pub(crate) mod resil;
 mod stats;
 mod store;

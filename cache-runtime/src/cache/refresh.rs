@@ -240,7 +240,7 @@ impl Cache {
 
     /// The entry a refresh started from, if it is still there unchanged: its generations and,
     /// on Redis, its stored bytes (read from Redis itself: a tiered hit came from the L1).
-    async fn unchanged<T: CacheValue>(
+    pub(super) async fn unchanged<T: CacheValue>(
         &self,
         ctx: &Ctx<'_>,
         key: &str,

@@ -7,7 +7,8 @@
 //!    `Authorization` or `Cookie` on a handler that neither varies on them nor opts in with
 //!    `allow_credentials` (the response is then `private`); no [`crate::init`].
 //! 4. Request `no-cache` or `max-age=0`: the handler runs and its response replaces the entry
-//!    (`MISS`).
+//!    (`MISS`). With `stale`, the stored response stays in place until then, and a failing
+//!    handler gets it instead (`STALE`, as in step 6, back-off included).
 //! 5. Otherwise a lookup: a hit is answered without running the handler (`HIT`, with `Age`);
 //!    a miss runs it once for all concurrent requests of the key (`MISS`).
 //! 6. With `stale = N`, a response past `expire` is kept `N` s more; when the handler then
@@ -36,7 +37,7 @@ use super::request::RequestParts;
 use super::response::{Captured, StorePolicy, StoredResponse, capture};
 use super::site::{HttpSite, Resolved, SiteState};
 use crate::cache::EntryMeta;
-use crate::cache::{Ctx, Lookup, Mode};
+use crate::cache::{Ctx, Lookup, Mode, Revalidated};
 use crate::stats::Counters;
 use crate::warn::now_ms;
 
@@ -216,10 +217,7 @@ impl Call<'_> {
         let policy = self.policy;
         let body = move |handler: F| async move { capture(handler.await, policy).await };
         if directives.wants_fresh() && !directives.only_if_cached {
-            let (captured, meta) = cache
-                .refresh::<HttpMode, Captured, _>(ctx, key, body(handler))
-                .await;
-            return reply.send(captured, Status::Miss, meta, vis);
+            return self.refresh(body(handler)).await;
         }
         let seen = if directives.restricts_hits() {
             let seen = cache.lookup_full::<StoredResponse>(ctx, key).await;
@@ -234,10 +232,7 @@ impl Call<'_> {
                 return reply.gateway_timeout();
             }
             if !accepted && matches!(seen.lookup, Lookup::Hit(..)) {
-                let (captured, meta) = cache
-                    .refresh::<HttpMode, Captured, _>(ctx, key, body(handler))
-                    .await;
-                return reply.send(captured, Status::Miss, meta, vis);
+                return self.refresh(body(handler)).await;
             }
             seen
         } else if let Some((stored, meta)) =
@@ -265,6 +260,27 @@ impl Call<'_> {
             _ => Status::Miss,
         };
         reply.send(captured, status, meta, vis)
+    }
+
+    /// A refresh the request asked for (`no-cache`, or a stored response older than its
+    /// `max-age`): the handler runs and its response replaces the entry. With `stale`, the
+    /// entry stays in place meanwhile and answers a failing handler (`STALE`), as it does past
+    /// `expire`.
+    async fn refresh(&self, body: impl Future<Output = Captured>) -> Response {
+        let (cache, ctx, key, reply) = (self.state.cache, self.ctx, self.key, self.reply);
+        let vis = reply.r.visibility;
+        let Some(stale) = self.site.spec.stale_secs else {
+            let (captured, meta) = cache.refresh::<HttpMode, Captured, _>(ctx, key, body).await;
+            return reply.send(captured, Status::Miss, meta, vis);
+        };
+        let opts = crate::cache::FillOptions::new().stale(Duration::from_secs(stale));
+        match cache
+            .revalidate::<HttpMode, Captured, _>(ctx, &opts, key, body)
+            .await
+        {
+            Revalidated::Source(captured, meta) => reply.send(captured, Status::Miss, meta, vis),
+            Revalidated::Stored(captured, meta) => reply.send(captured, Status::Stale, meta, vis),
+        }
     }
 
     /// A hit; past `refresh_after` it starts a background refresh with this request's handler.
