@@ -210,6 +210,7 @@ fn output_bound_call(
 /// errors in `ctx`, emits them next to the function unchanged instead.
 pub(crate) fn expand(item: ItemFn, opts: Options, ctx: Ctxt) -> TokenStream {
     let keyed = key_arguments(&item, &opts, &ctx);
+    crate::detach::check_owned_arguments(&item, &opts, &ctx);
     ctx.ok(opts.check_resilience());
     let inv_sig = invalidate_signature(&item.sig, &opts.krate());
     if ctx.has_errors() {

@@ -14,6 +14,7 @@ use syn::ItemFn;
 
 mod companion;
 mod ctxt;
+mod detach;
 mod expand;
 mod http;
 mod options;
