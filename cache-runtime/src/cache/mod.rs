@@ -235,9 +235,11 @@ mod refresh;
 #[cfg(feature = "axum")]
 pub(crate) use refresh::Read as RefreshFrom;
 pub(crate) use refresh::Site as DetachedSite;
+mod fill_options;
 #[cfg(feature = "axum")]
 mod revalidate;
-pub use resil::{BACKOFF, FillOptions};
+pub use fill_options::FillOptions;
+pub use resil::BACKOFF;
 #[cfg(feature = "axum")]
 pub(crate) use revalidate::Revalidated;
 pub(crate) mod resil;

@@ -267,7 +267,8 @@ impl Cache {
     /// [`Cache::get_or_insert_with`] with resilience options: `ttl`, `stale`, `timeout`,
     /// `refresh_after` (see [`FillOptions`](crate::FillOptions) and the options table in the
     /// crate docs). The computation may go on, or start, in the background after the caller
-    /// has its answer, so it must be `Send + 'static`.
+    /// has its answer, so it must be `Send + 'static`. Options that do not make sense together
+    /// (see [`FillOptions::validate`]) are logged as a warning, and the call still runs.
     ///
     /// ```
     /// use std::time::Duration;
@@ -355,6 +356,9 @@ impl Cache {
         Fut: Future<Output = O> + Send + 'static,
     {
         let ns = self.namespace(namespace);
+        if let Err(e) = opts.validate() {
+            crate::warn::warn_limited!(namespace, "{e}; the options that cannot apply are ignored");
+        }
         let Ok(full_key) = self.key_for::<M::Value>(namespace, key) else {
             Counters::bump(&ns.stats.misses);
             return compute.await;

@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+pub(crate) use super::fill_options::FillOptions;
 use super::*;
 use crate::namespace::Gens;
 use crate::stats::Counters;
@@ -45,95 +46,6 @@ pub const BACKOFF: Duration = Duration::from_secs(1);
 
 /// Beyond this many failing keys the back-off list is cleared (it only throttles).
 const MAX_BACKOFF_KEYS: usize = 10_000;
-
-/// Resilience options of a computed entry: [`Cache::get_or_insert_with_options`] and
-/// `#[cached(expire, stale, timeout_ms, refresh_after)]`.
-///
-/// ```
-/// use std::time::Duration;
-/// use cache_runtime::FillOptions;
-///
-/// let opts = FillOptions::new()
-///     .ttl(Duration::from_secs(60))
-///     .stale(Duration::from_secs(3600))
-///     .timeout(Duration::from_millis(200))
-///     .refresh_after(Duration::from_secs(45));
-/// assert_eq!(opts.stale, Some(Duration::from_secs(3600)));
-/// ```
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct FillOptions {
-    /// Time to live; `None`: until evicted or invalidated.
-    pub ttl: Option<Duration>,
-    /// How long past `ttl` the value is kept to be served when the source fails.
-    pub stale: Option<Duration>,
-    /// With a stale value: how long a caller waits for the source before getting it (the
-    /// computation goes on in the background and its value replaces the entry).
-    pub timeout: Option<Duration>,
-    /// A hit on an entry older than this starts one background refresh of it.
-    pub refresh_after: Option<Duration>,
-}
-
-impl FillOptions {
-    /// No TTL, no resilience: what [`Cache::get_or_insert_with`] does.
-    ///
-    /// ```
-    /// assert_eq!(cache_runtime::FillOptions::new().ttl, None);
-    /// ```
-    #[must_use]
-    pub fn new() -> Self {
-        Self::default()
-    }
-    /// Sets [`FillOptions::ttl`].
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// let opts = cache_runtime::FillOptions::new().ttl(Duration::from_secs(60));
-    /// ```
-    #[must_use]
-    pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = Some(ttl);
-        self
-    }
-    /// Sets [`FillOptions::stale`].
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// let opts = cache_runtime::FillOptions::new().ttl(Duration::from_secs(60)).stale(Duration::from_secs(3600));
-    /// ```
-    #[must_use]
-    pub fn stale(mut self, stale: Duration) -> Self {
-        self.stale = Some(stale);
-        self
-    }
-    /// Sets [`FillOptions::timeout`].
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// let opts = cache_runtime::FillOptions::new()
-    ///     .ttl(Duration::from_secs(60))
-    ///     .stale(Duration::from_secs(3600))
-    ///     .timeout(Duration::from_millis(200));
-    /// ```
-    #[must_use]
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
-        self
-    }
-    /// Sets [`FillOptions::refresh_after`].
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// let opts = cache_runtime::FillOptions::new()
-    ///     .ttl(Duration::from_secs(60))
-    ///     .refresh_after(Duration::from_secs(45));
-    /// ```
-    #[must_use]
-    pub fn refresh_after(mut self, after: Duration) -> Self {
-        self.refresh_after = Some(after);
-        self
-    }
-}
 
 /// How long an entry is kept: its TTL plus the stale window.
 pub(crate) fn keep_for(ttl: Option<Duration>, stale: Option<Duration>) -> Option<Duration> {

@@ -67,6 +67,10 @@ pub enum ConfigError {
     /// An HTTP header name that is not one.
     #[error("{0:?} is not a valid header name")]
     HeaderName(String),
+    /// [`crate::FillOptions`] that do not make sense together (see
+    /// [`crate::FillOptions::validate`]).
+    #[error("FillOptions: {0}")]
+    FillOptions(&'static str),
 }
 
 fn duration(
