@@ -1,4 +1,4 @@
-//! Probes that found (or look for) defects: a caller that starts after an invalidation must
+//! Scenarios that found defects (both fixed): a caller that starts after an invalidation must
 //! not get a detached body's value read before it, and a hung detached body must not stop
 //! other processes from ever trying the source again.
 

@@ -1,7 +1,9 @@
-//! Outside-user review probes of resilience (`stale`, `timeout_ms`, `refresh_after`) and
-//! cancel safety, through the public API only, on memory, Redis and tiered (real servers, real
-//! time, sub-second TTLs through [`FillOptions`]). Each scenario runs on every backend, with
-//! two instances ("processes") sharing the server; on memory both are one cache.
+//! Resilience (`stale`, `timeout_ms`, `refresh_after`) and its cancel safety checked from
+//! outside, through the public API only, on memory, Redis, tiered and Redis Cluster (real
+//! servers, real time, sub-second TTLs through [`FillOptions`]). Each scenario runs on every
+//! backend, with two instances ("processes") sharing the server; on memory both are one cache.
+//! `resilience_matrix/regressions.rs` holds the scenarios that found defects (fixed), and
+//! `macros.rs` the same through `#[cached]` and handlers (memory).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
@@ -10,18 +12,18 @@ use std::time::{Duration, Instant};
 use cache_runtime::{Cache, Config, FillOptions, L1};
 use cache_tests::{RedisCluster, RedisServer, wait_until, within};
 
-#[path = "review_probe/bugs.rs"]
-mod bugs;
-#[path = "review_probe/cancel.rs"]
+#[path = "resilience_matrix/cancel.rs"]
 mod cancel;
-#[path = "review_probe/contract.rs"]
+#[path = "resilience_matrix/contract.rs"]
 mod contract;
-#[path = "review_probe/late.rs"]
+#[path = "resilience_matrix/late.rs"]
 mod late;
-#[path = "review_probe/macros.rs"]
+#[path = "resilience_matrix/macros.rs"]
 mod macros;
-#[path = "review_probe/manual.rs"]
+#[path = "resilience_matrix/manual.rs"]
 mod manual;
+#[path = "resilience_matrix/regressions.rs"]
+mod regressions;
 
 /// The backend a scenario runs on.
 #[derive(Clone, Copy, Debug)]
@@ -234,7 +236,7 @@ on_every_backend! {
 }
 
 probe!(
-    bugs::a_caller_after_an_invalidation_never_gets_an_older_detached_value,
+    regressions::a_caller_after_an_invalidation_never_gets_an_older_detached_value,
     follower_memory: Memory,
     follower_redis: Redis,
     follower_tiered: Tiered,
@@ -242,7 +244,7 @@ probe!(
 );
 
 probe!(
-    bugs::a_hung_detached_body_does_not_block_recovery_in_other_processes,
+    regressions::a_hung_detached_body_does_not_block_recovery_in_other_processes,
     hung_redis: Redis,
     hung_tiered: Tiered,
     hung_cluster: Cluster
