@@ -208,8 +208,12 @@ async fn a_contended_fill_is_announced_to_its_waiters_and_an_uncontended_one_is_
             tokio::spawn(
                 async move { b.get_or_insert_with("busy", &1, None, async { 8u64 }).await },
             );
+        // A bound far above a notice's loopback latency: a missing notice fails in seconds.
         let mut next = async || {
-            let msg = notices.next().await.expect("a notice");
+            let msg = tokio::time::timeout(Duration::from_secs(10), notices.next())
+                .await
+                .expect("no notice within 10 s")
+                .expect("a notice");
             String::from_utf8(msg.get_payload_bytes().to_vec()).unwrap()
         };
         let wait = next().await;

@@ -72,8 +72,8 @@ struct State {
     held: HashSet<String>,
     /// Held keys another process said it waits for.
     wanted: HashSet<String>,
-    /// Keys this process waits on: a channel bumped on `F`, and how many waits share it.
-    waiting: HashMap<String, (watch::Sender<u64>, usize)>,
+    /// Keys this process waits on: a channel signalled on `F`, and how many waits share it.
+    waiting: HashMap<String, (watch::Sender<()>, usize)>,
 }
 
 impl FillNotices {
@@ -105,7 +105,7 @@ impl FillNotices {
             }
             Notice::Filled(key) => {
                 if let Some((tx, _)) = state.waiting.get(&key) {
-                    tx.send_modify(|n| *n += 1);
+                    tx.send_replace(());
                 }
             }
         }
@@ -118,7 +118,7 @@ impl FillNotices {
         let (tx, count) = state
             .waiting
             .entry(key.to_owned())
-            .or_insert_with(|| (watch::channel(0).0, 0));
+            .or_insert_with(|| (watch::channel(()).0, 0));
         *count += 1;
         let rx = tx.subscribe();
         Waiting {
@@ -133,15 +133,17 @@ impl FillNotices {
 pub(crate) struct Waiting<'a> {
     notices: &'a FillNotices,
     key: String,
-    rx: watch::Receiver<u64>,
+    rx: watch::Receiver<()>,
 }
 
 impl Waiting<'_> {
     /// Resolves when a fill of the key ended since the last call (or since the wait began).
     pub(crate) async fn filled(&mut self) {
-        // The sender lives while this wait does: `changed` fails only if it was dropped, which
-        // it is not; then resolve anyway (the caller reads Redis again).
-        let _ = self.rx.changed().await;
+        // The sender lives while this wait does. Were it dropped, `changed` would fail at once,
+        // every time: never resolve then, and let the caller's poll interval pace it.
+        if self.rx.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
     }
 }
 
@@ -199,7 +201,13 @@ mod tests {
         a.filled().await;
         b.filled().await;
         assert!(other.filled().now_or_never().is_none());
-        drop((a, b));
+        // One of two waits on a key ends: the other still listens, and is not woken by it.
+        drop(a);
+        assert!(notices.state().waiting.contains_key("k"));
+        assert!(b.filled().now_or_never().is_none());
+        notices.heard(Notice::Filled("k".into()));
+        b.filled().await;
+        drop(b);
         assert!(!notices.state().waiting.contains_key("k"));
         assert!(notices.state().waiting.contains_key("o"));
     }
