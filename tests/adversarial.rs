@@ -148,3 +148,10 @@ probe! {
     a_hung_recomputation_loses_its_lease_within_two_terms =>
         leases::a_hung_recomputation_loses_its_lease_within_two_terms;
 }
+
+#[path = "adversarial/options.rs"]
+mod options;
+
+probe! {
+    a_zero_ttl_is_not_kept_forever => options::a_zero_ttl_is_not_kept_forever;
+}
