@@ -139,6 +139,8 @@ probe! {
         notices::a_waiter_on_a_frozen_server_answers_within_its_redis_timeout;
     a_dead_holders_lease_holds_a_waiter_no_longer_than_its_term =>
         notices::a_dead_holders_lease_holds_a_waiter_no_longer_than_its_term;
+    a_waiter_on_a_stalled_holder_answers_within_one_term =>
+        leases::a_waiter_on_a_stalled_holder_answers_within_one_term;
 }
 
 probe! {

@@ -3,6 +3,25 @@
 
 use super::*;
 
+/// `Config::fill_lease` is "the longest a miss waits for another process's fill". A's fill body
+/// stalls (gated) and its lease is renewed meanwhile; B's miss waits at most one term, then
+/// runs its own body. Fails (hangs) if the waiter's deadline is not kept.
+pub async fn a_waiter_on_a_stalled_holder_answers_within_one_term() {
+    let server = RedisServer::start();
+    let term = Duration::from_millis(400);
+    let (a, b) = pair(|| config(&server, "stallw", term)).await;
+    let (gate, holder) = hold(&a, "sw", 7).await;
+    let (first, waited) = timed(&b, "sw", 8).await;
+    gate.release();
+    assert_eq!(holder.await.unwrap(), 7);
+    assert_eq!(first, 8, "B ran its own body");
+    assert!(b.stats().namespace("sw").coalesced >= 1, "B did not wait");
+    assert!(
+        waited < term + Duration::from_millis(300),
+        "B waited {waited:?}, term {term:?}"
+    );
+}
+
 /// `Config::fill_lease`: "a holder that dies or stalls loses it after this term, and waiting
 /// processes then fill the key themselves". A's fill body stalls (gated); B's first miss waits
 /// one term and runs its body. B's (or anyone's) value should then be stored, so B's next call

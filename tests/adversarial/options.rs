@@ -13,8 +13,12 @@ pub async fn a_zero_ttl_is_not_kept_forever() {
     let (tiered_a, _) = pair(|| tiered(&server, "zerot", Duration::from_secs(5))).await;
     let mut got = Vec::new();
     for cache in [&memory, &redis, &tiered_a] {
-        let first = cache.get_or_insert_with_options("z", &1u64, zero, async { 1u64 }).await;
-        let second = cache.get_or_insert_with_options("z", &1u64, zero, async { 2u64 }).await;
+        let first = cache
+            .get_or_insert_with_options("z", &1u64, zero, async { 1u64 })
+            .await;
+        let second = cache
+            .get_or_insert_with_options("z", &1u64, zero, async { 2u64 })
+            .await;
         let later = cache.get::<u64>("z", &1u64).await;
         got.push((first, second, later));
     }
