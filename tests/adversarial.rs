@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
 use cache_runtime::{Cache, Config, FillOptions, L1};
-use cache_tests::{RedisServer, wait_until, within};
+use cache_tests::{RedisCluster, RedisServer, wait_until, within};
 
 #[path = "adversarial/flights.rs"]
 mod flights;
@@ -141,6 +141,9 @@ probe! {
         notices::a_dead_holders_lease_holds_a_waiter_no_longer_than_its_term;
     a_waiter_on_a_stalled_holder_answers_within_one_term =>
         leases::a_waiter_on_a_stalled_holder_answers_within_one_term;
+    fill_notices_flow_again_after_a_redis_restart =>
+        notices::fill_notices_flow_again_after_a_redis_restart;
+    fill_notices_flow_on_a_cluster => notices::fill_notices_flow_on_a_cluster;
 }
 
 probe! {

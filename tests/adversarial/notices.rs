@@ -5,7 +5,9 @@ use super::*;
 use futures_util::StreamExt;
 
 /// The next fill notice heard on `notices`, as text (at most 5 s).
-async fn next(notices: &mut (impl futures_util::Stream<Item = redis::Msg> + Unpin)) -> String {
+async fn next(
+    notices: &mut (impl futures_util::Stream<Item = redis::Msg> + Unpin + ?Sized),
+) -> String {
     let msg = tokio::time::timeout(Duration::from_secs(5), notices.next())
         .await
         .expect("a fill notice within 5 s")
@@ -158,4 +160,86 @@ async fn lease_key(conn: &mut redis::aio::MultiplexedConnection) -> Vec<u8> {
     }
     assert_eq!(found.len(), 1, "one lease marker");
     found.pop().unwrap()
+}
+
+/// The next notice on every subscription of `subs` (one per node), which must agree: once each
+/// node delivered it, the holder's subscription (on one of them) has it too.
+async fn next_everywhere(subs: &mut [Notices]) -> String {
+    let mut heard = Vec::new();
+    for sub in subs.iter_mut() {
+        heard.push(next(sub).await);
+    }
+    assert!(heard.windows(2).all(|w| w[0] == w[1]), "{heard:?}");
+    heard.pop().unwrap()
+}
+
+/// A subscription to fill notices.
+type Notices = std::pin::Pin<Box<dyn futures_util::Stream<Item = redis::Msg> + Send>>;
+
+/// Subscribes to `channel` on `client`.
+async fn subscribe(client: redis::Client, channel: &str) -> Notices {
+    let mut pubsub = client.get_async_pubsub().await.unwrap();
+    pubsub.subscribe(channel).await.unwrap();
+    Box::pin(pubsub.into_on_message())
+}
+
+/// One contended fill of `(ns, 1)`: A holds the lease, B waits; the `W` and then (A heard it)
+/// the `F` are heard on every node, and B gets A's value.
+async fn contended(a: &Cache, b: &Cache, ns: &'static str, subs: &mut [Notices]) {
+    let (gate, holder) = hold(a, ns, 21).await;
+    let waiter = {
+        let b = b.clone();
+        tokio::spawn(async move { timed(&b, ns, 22).await })
+    };
+    let wait = next_everywhere(subs).await;
+    assert!(wait.starts_with("cr2|W|") && wait.contains(ns), "{wait}");
+    gate.release();
+    assert_eq!(holder.await.unwrap(), 21);
+    let filled = next_everywhere(subs).await;
+    assert_eq!(
+        filled,
+        wait.replace("cr2|W|", "cr2|F|"),
+        "the holder did not answer"
+    );
+    assert_eq!(
+        waiter.await.unwrap().0,
+        21,
+        "the waiter got the holder's value"
+    );
+}
+
+/// Redis is killed and restarted (data lost): once both buses are back, a contended fill is
+/// still announced and answered, so the holder's subscription to `{prefix}:__fill` was rebuilt
+/// along with the bus's. Fails if the fill channel is subscribed on the first connection only.
+pub async fn fill_notices_flow_again_after_a_redis_restart() {
+    let mut server = RedisServer::start();
+    let (a, b) = pair(|| tiered(&server, "rs", Duration::from_secs(5))).await;
+    server.restart();
+    wait_until("buses back", Duration::from_secs(10), async || {
+        a.set("warm", &0, &0u8, None).await.is_ok() && a.bus_healthy() && b.bus_healthy()
+    })
+    .await;
+    let mut subs = [subscribe(server.client(), "rs:__fill").await];
+    contended(&a, &b, "after", &mut subs).await;
+}
+
+/// On Redis Cluster too (PUBLISH reaches every node): a contended fill is announced and
+/// answered, whichever node each process subscribed to. (Released as soon as the test's
+/// subscriber on one node heard the `W`, the holder, subscribed to another node, often had not
+/// heard it yet and published no `F`: latency only, the waiter polls.)
+pub async fn fill_notices_flow_on_a_cluster() {
+    let cluster = RedisCluster::start();
+    let config = || {
+        Config::redis_cluster(cluster.urls())
+            .prefix("cl")
+            .timeout(Duration::from_secs(1))
+    };
+    let (a, b) = pair(config).await;
+    let mut subs = Vec::new();
+    for node in &cluster.nodes {
+        subs.push(subscribe(node.client(), "cl:__fill").await);
+    }
+    for ns in ["c1", "c2", "c3"] {
+        contended(&a, &b, ns, &mut subs).await;
+    }
 }
