@@ -172,9 +172,14 @@ queued_after! {
     queued_after_an_invalidate_all: All
 }
 
+#[path = "adversarial/revalidate.rs"]
+mod revalidate;
+
 #[path = "adversarial/options.rs"]
 mod options;
 
 probe! {
     a_zero_ttl_is_not_kept_forever => options::a_zero_ttl_is_not_kept_forever;
+    a_no_cache_request_dropped_mid_handler_keeps_the_stored_response =>
+        revalidate::a_no_cache_request_dropped_mid_handler_keeps_the_stored_response;
 }
