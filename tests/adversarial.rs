@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use cache_runtime::{Cache, Config, FillOptions, L1};
 use cache_tests::{RedisCluster, RedisServer, wait_until, within};
 
+#[path = "adversarial/detached.rs"]
+mod detached;
 #[path = "adversarial/flights.rs"]
 mod flights;
 #[path = "adversarial/leases.rs"]
@@ -179,6 +181,9 @@ mod revalidate;
 mod options;
 
 probe! {
+    #[ignore = "bug: a timeout_ms body runs on the one background thread that drives every Redis connection: a CPU-bound body stalls all Redis calls of the process and its own timeout"]
+    a_cpu_bound_detached_body_does_not_stall_the_process =>
+        detached::a_cpu_bound_detached_body_does_not_stall_the_process;
     a_zero_ttl_is_not_kept_forever => options::a_zero_ttl_is_not_kept_forever;
     a_no_cache_request_dropped_mid_handler_keeps_the_stored_response =>
         revalidate::a_no_cache_request_dropped_mid_handler_keeps_the_stored_response;
