@@ -146,6 +146,8 @@ probe! {
     fill_notices_flow_again_after_a_redis_restart =>
         notices::fill_notices_flow_again_after_a_redis_restart;
     fill_notices_flow_on_a_cluster => notices::fill_notices_flow_on_a_cluster;
+    a_burst_of_waiters_costs_one_notice_per_process =>
+        notices::a_burst_of_waiters_costs_one_notice_per_process;
 }
 
 probe! {

@@ -243,3 +243,59 @@ pub async fn fill_notices_flow_on_a_cluster() {
         contended(&a, &b, ns, &mut subs).await;
     }
 }
+
+/// No notice storm: while A holds the lease, 50 callers in each of B and C wait; that costs one
+/// `W` per waiting process and one `F`, nothing more (a sentinel published after everything
+/// ended is the next message). Fails if waits were announced per caller or per poll (checked:
+/// a `W` per poll gives more notices).
+pub async fn a_burst_of_waiters_costs_one_notice_per_process() {
+    let server = RedisServer::start();
+    let (a, b) = pair(|| config(&server, "storm", Duration::from_secs(5))).await;
+    let (c, _) = pair(|| config(&server, "storm", Duration::from_secs(5))).await;
+    let mut subs = [subscribe(server.client(), "storm:__fill").await];
+    let (gate, holder) = hold(&a, "burst", 21).await;
+    let mut callers = Vec::new();
+    for cache in [&b, &c] {
+        for _ in 0..50 {
+            let cache = cache.clone();
+            callers.push(tokio::spawn(
+                async move { timed(&cache, "burst", 22).await.0 },
+            ));
+        }
+    }
+    let (first, second) = (
+        next_everywhere(&mut subs).await,
+        next_everywhere(&mut subs).await,
+    );
+    assert!(
+        first.starts_with("cr2|W|") && first == second,
+        "{first} {second}"
+    );
+    // The holder's body takes 200 ms more: the waiters poll several times meanwhile.
+    let until = Instant::now() + Duration::from_millis(200);
+    wait_until("the body's time", Duration::from_secs(2), async || {
+        Instant::now() >= until
+    })
+    .await;
+    gate.release();
+    assert_eq!(holder.await.unwrap(), 21);
+    assert_eq!(
+        next_everywhere(&mut subs).await,
+        first.replace("cr2|W|", "cr2|F|")
+    );
+    for caller in callers {
+        assert_eq!(caller.await.unwrap(), 21);
+    }
+    let mut conn = server
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: u64 = redis::cmd("PUBLISH")
+        .arg("storm:__fill")
+        .arg("sentinel")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(next_everywhere(&mut subs).await, "sentinel", "more notices");
+}
