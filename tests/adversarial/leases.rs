@@ -49,7 +49,9 @@ pub async fn a_stalled_fill_loses_its_lease_after_the_term() {
 /// recomputation of an expired entry hangs (no timeout). The recompute lease key should be gone
 /// within two terms (plus scheduling slack) of the body's start. It lives 2.5 to 3 terms: the
 /// renewal task (every half term) still renews it shortly before the two terms end, for one
-/// full term more. Then B does take over (checked after).
+/// full term more. Then B does take over (checked after). Run it without the CPU-bound probe
+/// (`detached.rs`) beside it: that one stalls the background thread, so renewals come late and
+/// this lease lapses sooner.
 pub async fn a_hung_recomputation_loses_its_lease_within_two_terms() {
     let server = RedisServer::start();
     let term = Duration::from_millis(600);
