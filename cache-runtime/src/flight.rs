@@ -158,15 +158,19 @@ pub(crate) struct Leader<'a> {
 impl Leader<'_> {
     /// Waits until the body may begin: at once, or for a queued flight when the flight ahead
     /// of it has ended (succeeded, failed or been abandoned); then closes the flight to new
-    /// callers. Cancel safe: a leader dropped while waiting abandons its flight, and its
-    /// followers elect a new leader.
-    pub(crate) async fn begin(&mut self) {
-        if let Some(ahead) = self.after.as_mut() {
-            // `Err`: the flight ahead was abandoned (its sender dropped): it has ended too.
-            let _ = ahead.wait_for(|s| !matches!(s, State::Running)).await;
-            self.after = None;
-            self.flights.close(&self.key, self.id);
-        }
+    /// callers. `true` when it waited: the caller must then look the key up again (the flight
+    /// ahead may have stored it, and an invalidation may have passed since the caller looked;
+    /// every caller of this flight has arrived by then). Cancel safe: a leader dropped while
+    /// waiting abandons its flight, and its followers elect a new leader.
+    pub(crate) async fn begin(&mut self) -> bool {
+        let Some(ahead) = self.after.as_mut() else {
+            return false;
+        };
+        // `Err`: the flight ahead was abandoned (its sender dropped): it has ended too.
+        let _ = ahead.wait_for(|s| !matches!(s, State::Running)).await;
+        self.after = None;
+        self.flights.close(&self.key, self.id);
+        true
     }
 
     /// Hands `value` to every follower, those waiting now and those that join until the leader
@@ -319,7 +323,7 @@ mod tests {
         // The queued body may not begin while the flight ahead of it runs.
         assert!(queued.begin().now_or_never().is_none());
         running.finish(Some(Arc::new(1u32)));
-        queued.begin().await;
+        assert!(queued.begin().await, "it waited: look again");
         // Begun: closed to newcomers, who queue behind it in turn.
         let mut next = leader(flights.join("k", S().solo()));
         queued.finish(Some(Arc::new(2u32)));
@@ -334,7 +338,7 @@ mod tests {
     async fn a_solo_caller_alone_begins_at_once_and_joins_nothing_running() {
         let flights = Flights::default();
         let mut first = leader(flights.join("k", S().solo()));
-        first.begin().await;
+        assert!(!first.begin().await, "nothing ahead: no wait");
         let second = leader(flights.join("k", S().solo()));
         first.finish(Some(Arc::new(1u32)));
         drop(second);

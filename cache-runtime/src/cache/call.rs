@@ -43,6 +43,21 @@ where
     (out, None, false)
 }
 
+/// A leader that found the value after all: its followers and its caller get it.
+fn share_hit<M, O>(
+    ns: &crate::namespace::Namespace,
+    leader: Leader<'_>,
+    value: M::Value,
+    meta: EntryMeta,
+) -> (O, Option<EntryMeta>, bool)
+where
+    M: Mode<O>,
+{
+    leader.finish(Some(Arc::new(value.clone()) as Shared));
+    Counters::bump(&ns.stats.hits);
+    (M::from_value(value), Some(meta), true)
+}
+
 impl Cache {
     /// Looks `key` up; on a miss runs `fut` once per key (single-flight) and stores its value.
     pub(crate) async fn run<M, O, Fut>(
@@ -88,7 +103,7 @@ impl Cache {
             // `None`: the cache cannot be used for this key now (backend failing, invalidation
             // pending). The body still runs once per process: concurrent callers share its
             // value, which is not stored.
-            let gens = match seen.lookup {
+            let mut gens = match seen.lookup {
                 Lookup::Hit(value, meta) => {
                     Counters::bump(&ns.stats.hits);
                     return (M::from_value(value), Some(meta), true);
@@ -104,7 +119,20 @@ impl Cache {
             }
             match self.inner.flights.join(key, self.stamp(ctx, key)) {
                 Role::Leader(mut leader) => {
-                    leader.begin().await;
+                    if leader.begin().await {
+                        // Queued behind another flight: it may have stored the value, and an
+                        // invalidation may have passed since this caller looked. Look again,
+                        // now that every caller of this flight has arrived.
+                        let seen = self.lookup_full::<M::Value>(ctx, key).await;
+                        stale = seen.stale.filter(|_| opts.stale.is_some());
+                        gens = match seen.lookup {
+                            Lookup::Hit(value, meta) => {
+                                return share_hit::<M, O>(ns, leader, value, meta);
+                            }
+                            Lookup::Miss(gens) => Some(gens),
+                            Lookup::Bypass => None,
+                        };
+                    }
                     let body = fut.take().expect("body runs once");
                     let Some(gens) = gens else {
                         return lead_uncached::<M, O, Fut>(ns, body, leader).await;
