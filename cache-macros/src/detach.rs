@@ -18,7 +18,8 @@ pub(crate) fn check_owned_arguments(item: &ItemFn, opts: &Options, ctx: &Ctxt) {
     };
     for arg in &item.sig.inputs {
         match arg {
-            FnArg::Receiver(r) if r.reference.is_some() => ctx.error_spanned_by(
+            // `&self`, and `self: &Self` (whose reference is in the type).
+            FnArg::Receiver(r) if r.reference.is_some() || borrows(&r.ty) => ctx.error_spanned_by(
                 r,
                 format!(
                     "`{option}` runs the body in the background after the caller has its answer, \

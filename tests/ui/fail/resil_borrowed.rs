@@ -17,6 +17,11 @@ impl Service {
     async fn price(&self, id: u64) -> u64 {
         id
     }
+
+    #[cached(expire = 60, refresh_after = 30)]
+    async fn cost(self: &Self, id: u64) -> u64 {
+        id
+    }
 }
 
 fn main() {}
