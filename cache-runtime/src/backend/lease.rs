@@ -71,8 +71,30 @@ pub(crate) enum Acquired {
     Filled(Vec<u8>),
 }
 
-/// `KEYS[1]` the entry, `ARGV[1]` our marker, `ARGV[2]` the term in ms, `ARGV[3]` "1" to take
-/// the key even from another holder, `ARGV[4]` the identity of a *valid* entry (envelope bytes
+/// Whom an acquisition may take the key from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Take {
+    /// Only a key that holds neither another fill's live marker nor a valid entry.
+    Free,
+    /// Also from another fill whose holder outlasted the caller's wait (its marker is replaced,
+    /// so its late store is refused); never over a valid entry.
+    FromHolder,
+    /// Whatever the key holds (a refresh the client asked for).
+    Always,
+}
+
+impl Take {
+    fn arg(self) -> &'static str {
+        match self {
+            Take::Free => "0",
+            Take::Always => "1",
+            Take::FromHolder => "2",
+        }
+    }
+}
+
+/// `KEYS[1]` the entry, `ARGV[1]` our marker, `ARGV[2]` the term in ms, `ARGV[3]` whom to take
+/// it from ([`Take`]: "0" free only, "1" always, "2" also from another holder), `ARGV[4]` the identity of a *valid* entry (envelope bytes
 /// 4 to 24: codec, type tag, generations; empty: none), `ARGV[5]` now in unix ms (an entry past
 /// its expiry is not valid, though a `stale` window may keep it). Returns -1 when granted, `{-2, bytes}` when a valid
 /// entry is there (another fill stored it since the caller looked: look again, do not
@@ -83,7 +105,7 @@ pub(crate) static ACQUIRE: std::sync::LazyLock<Script> = std::sync::LazyLock::ne
 local cur = redis.call('GET', KEYS[1])
 if cur and ARGV[3] ~= '1' then
   if string.len(cur) == 10 and string.sub(cur, 1, 2) == '\202\200' then
-    if cur ~= ARGV[1] then
+    if cur ~= ARGV[1] and ARGV[3] ~= '2' then
       local left = redis.call('PTTL', KEYS[1])
       if left > 0 then return left end
     end
@@ -141,22 +163,22 @@ return 0
 });
 
 impl RedisStore {
-    /// Tries to take the fill lease of `key` for `term`; `force` takes it even from another
-    /// holder (a refresh the client asked for). `valid`: the envelope identity of an entry the
-    /// caller would accept (see [`crate::envelope::identity`]); such an entry is not overwritten.
+    /// Tries to take the fill lease of `key` for `term`, from whom `take` allows. `valid`: the
+    /// envelope identity of an entry the caller would accept (see
+    /// [`crate::envelope::identity`]); such an entry is not overwritten (but by [`Take::Always`]).
     pub(crate) async fn acquire_lease(
         &self,
         key: &str,
         token: &LeaseToken,
         term: Duration,
-        force: bool,
+        take: Take,
         valid: &[u8],
     ) -> Result<Acquired, Error> {
         let mut conn = self.connection();
         let mut call = ACQUIRE.key(key);
         call.arg(token.marker())
             .arg(millis(term))
-            .arg(if force { "1" } else { "0" })
+            .arg(take.arg())
             .arg(valid)
             .arg(crate::warn::now_ms());
         let reply: redis::Value = self.guarded(false, call.invoke_async(&mut conn)).await?;

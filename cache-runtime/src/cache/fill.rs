@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::lease_guard::LeaseGuard;
 use super::*;
-use crate::backend::lease::{Acquired, LeaseToken};
+use crate::backend::lease::{Acquired, LeaseToken, Take};
 use crate::fill_notice::{Notice, Waiting};
 use crate::namespace::Gens;
 use crate::stats::Counters;
@@ -127,7 +127,7 @@ impl Cache {
         let (lease_key, token) = (recompute_key(key), LeaseToken::new());
         let term = self.inner.config.fill_lease;
         match remote
-            .acquire_lease(&lease_key, &token, term, false, &[])
+            .acquire_lease(&lease_key, &token, term, Take::Free, &[])
             .await
         {
             Ok(Acquired::Granted) => {
@@ -208,6 +208,7 @@ impl Cache {
         let term = inner.config.fill_lease;
         let token = LeaseToken::new();
         let mut wait = HolderWait::new(term);
+        let mut take = if force { Take::Always } else { Take::Free };
         'generations: loop {
             let Some(current) = self
                 .fill_generations(ctx, remote, gens, &mut creations)
@@ -220,7 +221,7 @@ impl Cache {
                 let identity =
                     crate::envelope::identity(inner.config.codec.id(), ctx.type_tag, gens);
                 let valid: &[u8] = if recognise { &identity } else { &[] };
-                match remote.acquire_lease(key, &token, term, force, valid).await {
+                match remote.acquire_lease(key, &token, term, take, valid).await {
                     Ok(Acquired::Granted) => {
                         if wait.waiting.is_some() {
                             Counters::bump(&ns.stats.lease_takeovers);
@@ -238,10 +239,14 @@ impl Cache {
                         }
                     },
                     Ok(Acquired::Held(left)) => {
-                        if !inner.config.cross_process_single_flight
-                            || !wait.next(self, ns, key, left).await
-                        {
+                        if !inner.config.cross_process_single_flight || take != Take::Free {
                             return FillStart::Uncached;
+                        }
+                        if !wait.next(self, ns, key, left).await {
+                            // The holder outlasted a whole term (its body hangs, or is just
+                            // slow): take the key over from it.
+                            take = Take::FromHolder;
+                            continue;
                         }
                         match self.lookup::<T>(ctx, key).await {
                             Lookup::Hit(value, meta) => return FillStart::Hit(value, meta),

@@ -41,17 +41,23 @@ async fn renew_leases(weak: std::sync::Weak<Inner>) {
         let Some(inner) = weak.upgrade() else { return };
         let Some(remote) = &inner.remote else { return };
         let now = tokio::time::Instant::now();
-        let leases: Vec<(u64, String, LeaseToken)> = {
+        // A lease with a limit is extended up to its limit, never past it: it lapses then.
+        let extension = |until: Option<tokio::time::Instant>| {
+            until.map_or(term, |until| until.saturating_duration_since(now).min(term))
+        };
+        let leases: Vec<(u64, String, LeaseToken, Duration)> = {
             let mut active = inner.renewals.lock();
-            // Held past their limit: no longer renewed (they lapse at the end of their term).
-            active.retain(|_, lease| lease.until.is_none_or(|until| until > now));
+            active.retain(|_, lease| !extension(lease.until).is_zero());
             active
                 .iter()
-                .map(|(id, lease)| (*id, lease.key.clone(), lease.token.clone()))
+                .map(|(id, lease)| {
+                    let by = extension(lease.until);
+                    (*id, lease.key.clone(), lease.token.clone(), by)
+                })
                 .collect()
         };
-        for (id, key, token) in leases {
-            if matches!(remote.renew_lease(&key, &token, term).await, Ok(false)) {
+        for (id, key, token, by) in leases {
+            if matches!(remote.renew_lease(&key, &token, by).await, Ok(false)) {
                 inner.renewals.lock().remove(&id);
             }
         }

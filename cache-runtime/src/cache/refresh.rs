@@ -96,7 +96,7 @@ impl Cache {
                     slot.publish(value);
                     out
                 };
-                let mut handle = crate::background::spawn(task);
+                let mut handle = crate::background::spawn_body(task);
                 match tokio::time::timeout(timeout, &mut handle).await {
                     Ok(Ok(out)) => return out,
                     Ok(Err(e)) => std::panic::resume_unwind(e.into_panic()),
@@ -188,7 +188,7 @@ impl Cache {
             return;
         };
         let cache = self.clone();
-        crate::background::spawn(async move {
+        crate::background::spawn_body(async move {
             let _claim = claim;
             let ctx = site.ctx();
             let lease = match cache.begin_recompute(ctx.namespace, &key).await {

@@ -319,8 +319,10 @@ impl Config {
     /// it (so a value computed from data read before an invalidation is never stored), and
     /// concurrent misses in other processes wait for the holder's value instead of running the
     /// body. The holder renews the lease while its body runs; a holder that dies or stalls
-    /// loses it after this term, and waiting processes then fill the key themselves. It is
-    /// also the longest a miss waits for another process's fill. A refresh (`refresh_after`)
+    /// loses it after this term. It is also the longest a miss waits for another process's
+    /// fill: a waiter that has waited this long takes the key over from the holder (counted in
+    /// `lease_takeovers`), runs the body and stores its value, and the holder's late value is
+    /// then not stored (raise the term for bodies that are slow on purpose). A refresh (`refresh_after`)
     /// or the recomputation of an expired entry (`stale`) holds its lease for at most two
     /// terms: a body that runs longer is taken to have hung, and another process may then
     /// recompute the entry (the first body's late value is still stored if nothing replaced
