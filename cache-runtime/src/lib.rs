@@ -129,9 +129,9 @@
 //! different processes run the body once in the cluster; the others wait for its value (woken
 //! by the holder's notice on the bus when its fill ends, polling the entry as a fallback;
 //! counted in `coalesced`) for at most the fill lease term ([`Config::fill_lease`], 5 s).
-//! A holder that is cancelled gives its lease back at once and one that dies or stalls loses it
-//! after the term; a waiter then takes over (counted in `lease_takeovers`) or, past the term, runs
-//! the body itself without storing. If Redis is unreachable each process falls back to its own
+//! A holder that is cancelled gives its lease back at once, one that dies loses it after the
+//! term, and one still running after a waiter has waited the whole term is taken over: either
+//! way a waiter takes the key (counted in `lease_takeovers`), runs the body and stores its value. If Redis is unreachable each process falls back to its own
 //! single-flight (callers that arrive while a body runs share the next run: see
 //! [`Config::cross_process_single_flight`]). An expired entry under `stale` is recomputed once in the cluster, the other
 //! processes serve the stale value meanwhile. On by default; turn it off with

@@ -343,9 +343,12 @@ impl Config {
     /// the whole cluster (on by default). The others wait for its value for at most
     /// [`Config::fill_lease`], woken when the holder's fill ends (it publishes a notice on
     /// `{prefix}:__fill` when, and only when, another process said it waits), and polling the
-    /// entry meanwhile (every 2 ms doubling to 50 ms) in case a notice is lost; a holder that is cancelled gives its lease back at once,
-    /// one that dies or stalls loses it after the term. The same holds for recomputing an
-    /// expired entry (`stale`) and for refreshes (`refresh_after`): one per key in the cluster.
+    /// entry meanwhile (every 2 ms doubling to 50 ms) in case a notice is lost. A holder that
+    /// is cancelled gives its lease back at once, one that dies loses it after the term, and
+    /// one still running when a waiter has waited the whole term is taken over (the waiter
+    /// fills the key). The same holds for recomputing an expired entry (`stale`) and for
+    /// refreshes (`refresh_after`): one per key in the cluster (a recomputation is taken over
+    /// after two terms).
     ///
     /// While a process cannot hear the invalidation bus (Redis down or unreachable from it),
     /// it falls back to its own single-flight, with one change the consistency guarantee
