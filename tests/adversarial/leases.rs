@@ -24,10 +24,9 @@ pub async fn a_waiter_on_a_stalled_holder_answers_within_one_term() {
 
 /// `Config::fill_lease`: "a holder that dies or stalls loses it after this term, and waiting
 /// processes then fill the key themselves". A's fill body stalls (gated); B's first miss waits
-/// one term and runs its body. B's (or anyone's) value should then be stored, so B's next call
-/// is a hit. It is not: the stalled body's fill lease is renewed for as long as the body runs,
-/// so B's value is never stored and every later miss in every other process waits a full term
-/// again, for as long as the stalled body lives.
+/// one term, takes the key over and runs its body; B's value is stored, so B's next call is a
+/// hit. (It used to be refused: the stalled body's fill lease was renewed for as long as the
+/// body ran, so every later miss in every other process waited a full term again.)
 pub async fn a_stalled_fill_loses_its_lease_after_the_term() {
     let server = RedisServer::start();
     let term = Duration::from_millis(400);
@@ -46,12 +45,9 @@ pub async fn a_stalled_fill_loses_its_lease_after_the_term() {
 }
 
 /// `Config::fill_lease`: a recomputation "holds its lease for at most two terms". A's
-/// recomputation of an expired entry hangs (no timeout). The recompute lease key should be gone
-/// within two terms (plus scheduling slack) of the body's start. It lives 2.5 to 3 terms: the
-/// renewal task (every half term) still renews it shortly before the two terms end, for one
-/// full term more. Then B does take over (checked after). Run it without the CPU-bound probe
-/// (`detached.rs`) beside it: that one stalls the background thread, so renewals come late and
-/// this lease lapses sooner.
+/// recomputation of an expired entry hangs (no timeout). The recompute lease key is gone
+/// within two terms (plus scheduling slack) of the body's start, and B then takes over. (It
+/// used to live 2.5 to 3 terms: the renewal just before the limit added a full term.)
 pub async fn a_hung_recomputation_loses_its_lease_within_two_terms() {
     let server = RedisServer::start();
     let term = Duration::from_millis(600);
