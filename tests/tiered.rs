@@ -313,6 +313,27 @@ async fn the_l1_evicts_beyond_its_capacity() {
     .await;
 }
 
+/// The L1 also holds at most about `max_bytes` (key and encoded value, read from Redis):
+/// ~1 KB values fit nine at a time in 10 KB, and those that fit are held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_l1_holds_at_most_max_bytes() {
+    let server = RedisServer::start();
+    let (a, b) = bus_up_pair(|| tiered(&server).max_bytes(10_000)).await;
+    let value = "v".repeat(1_000);
+    for id in 0..20u32 {
+        a.set("bytes", &id, &value, None).await.unwrap();
+    }
+    for id in 0..20u32 {
+        assert_eq!(b.get::<String>("bytes", &id).await.as_ref(), Some(&value));
+    }
+    b.run_pending_tasks().await;
+    let held = b.local_entry_count();
+    assert!(
+        (1..=10).contains(&held),
+        "{held} KB-sized entries in a 10 KB L1"
+    );
+}
+
 /// An L1 entry is dropped after the L1 TTL (its Redis entry has none): the next read goes to
 /// Redis while the bus is healthy, so not because the L1 was bypassed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
