@@ -158,9 +158,15 @@ pub async fn invalidation_of_key_namespace_and_all(env: &Env) {
     assert_eq!(load(&a, &db, "y", 0).await, "old", "only the namespace");
 
     a.invalidate_all().await.unwrap();
+    // A write right after it (under a whole-cache generation created anew) is dropped by the
+    // next one.
+    a.set("x", &9, &"written".to_owned(), None).await.unwrap();
+    assert_eq!(b.get::<String>("x", &9).await.as_deref(), Some("written"));
     for id in 0..3 {
         assert_eq!(load(&b, &db, "y", id).await, "new", "everything");
     }
+    b.invalidate_all().await.unwrap();
+    assert_eq!(a.get::<String>("x", &9).await, None, "everything, again");
 }
 
 /// Concurrent misses on one key run the body once: callers of one instance share its flight;
