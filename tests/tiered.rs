@@ -208,6 +208,28 @@ async fn l1_hits_make_no_redis_round_trip() {
     assert!(b.bus_healthy());
 }
 
+/// A miss stores its value in its own L1 too: the next read makes no round trip. (Polls over
+/// fresh keys: a read goes to Redis while a heartbeat is late on a loaded machine.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_miss_fills_its_own_l1() {
+    let server = RedisServer::start();
+    let (a, _b) = pair(&server).await;
+    let mut id = 0u64;
+    wait_until(
+        "a read after a miss answered by the L1",
+        Duration::from_secs(5),
+        async || {
+            id += 1;
+            let body = async move { format!("v{id}") };
+            let value = a.get_or_insert_with("miss", &id, None, body).await;
+            let before = redis_reads(&server).await;
+            assert_eq!(a.get::<String>("miss", &id).await, Some(value));
+            redis_reads(&server).await == before
+        },
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_l1_entry_never_outlives_its_redis_entry() {
     let server = RedisServer::start();
