@@ -1,6 +1,7 @@
-//! A miss whose lease request reaches Redis after another instance stored the value: the lease
-//! script answers with that value, which is served (the miss's body does not run). The moment
-//! is made with a loopback proxy that holds the miss's script request until released.
+//! Fill leases at their edges. A miss whose lease request reaches Redis after another instance
+//! stored the value: the lease script answers with that value, which is served (the miss's
+//! body does not run); the moment is made with a loopback proxy that holds the miss's script
+//! request until released. A holder whose body outlasts its term keeps its lease renewed.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
@@ -8,6 +9,7 @@ use std::time::Duration;
 
 use cache_runtime::{Cache, Config};
 use cache_tests::{RedisServer, wait_until, within};
+use redis::AsyncCommands;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
@@ -110,6 +112,64 @@ async fn a_value_stored_between_a_miss_and_its_lease_is_served() {
         gate.release.notify_one();
         assert_eq!(call.await.unwrap(), "a's");
         assert_eq!(runs.load(SeqCst), 0, "b's body did not run");
+    })
+    .await;
+}
+
+/// A holder whose body outlasts its lease term keeps renewing the lease: another instance
+/// (waiting up to a longer term of its own) never takes it over, runs its body uncached once
+/// it stops waiting, and the holder's value is the one stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewed_lease_is_not_taken_over() {
+    within(Duration::from_secs(30), async {
+        let server = RedisServer::start();
+        let term = Duration::from_millis(300);
+        let a = Cache::new(Config::redis(server.url()).fill_lease(term))
+            .await
+            .unwrap();
+        let b = Cache::new(Config::redis(server.url()).fill_lease(term * 3))
+            .await
+            .unwrap();
+        let release = Arc::new(Notify::new());
+        let holder = {
+            let (a, release) = (a.clone(), release.clone());
+            tokio::spawn(async move {
+                let body = async move {
+                    release.notified().await;
+                    "a's".to_owned()
+                };
+                a.get_or_insert_with("renew", &1, None, body).await
+            })
+        };
+        // Once A's lease has been renewed (its PTTL went back up), only further renewals keep
+        // it past B's wait.
+        let key = a.key_for::<String>("renew", &1).unwrap();
+        let mut conn = server
+            .client()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let mut lowest = i64::MAX;
+        wait_until("the lease renewed", Duration::from_secs(5), async || {
+            let pttl: i64 = conn.pttl(&key).await.unwrap();
+            let renewed = pttl > 0 && pttl > lowest.saturating_add(50);
+            if pttl > 0 {
+                lowest = lowest.min(pttl);
+            }
+            renewed
+        })
+        .await;
+        let waited = b
+            .get_or_insert_with("renew", &1, None, async { "b's".to_owned() })
+            .await;
+        assert_eq!(waited, "b's", "B waited its term, then ran its body");
+        release.notify_one();
+        assert_eq!(holder.await.unwrap(), "a's");
+        assert_eq!(
+            b.get::<String>("renew", &1).await.as_deref(),
+            Some("a's"),
+            "the holder's value is stored, not B's"
+        );
     })
     .await;
 }
