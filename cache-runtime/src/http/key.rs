@@ -181,6 +181,8 @@ mod tests {
         assert_eq!(k("/items/%31", None), k("/items/1", None));
         assert_ne!(k("/a%2Fb", None), k("/a/b", None));
         assert_eq!(k("/a%2fb", None), k("/a%2Fb", None));
+        // Escapes early in the path and one after another are each read once.
+        assert_eq!(normalize_path("/%61/b%2f%63"), "/a/b%2Fc");
         assert_eq!(normalize_path("/bad%zz"), "/bad%zz");
         assert_eq!(normalize_path("/bad%ff"), "/bad%ff");
     }
