@@ -174,6 +174,9 @@ mod tests {
         assert_ne!(k("/x", Some("a=1&a=2")), k("/x", Some("a=2&a=1")));
         assert_ne!(k("/x", Some("a=1")), k("/x", None));
         assert_eq!(k("/x", None), r#"cache:http:ns:["GET","/x",[],[]]"#);
+        // Plain characters, `+` and escapes mixed in one component.
+        let mixed = canonical_query(Some("q=a+b%21c"));
+        assert_eq!(mixed, vec![("q".to_owned(), "a b!c".to_owned())]);
     }
 
     #[test]
