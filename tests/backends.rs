@@ -60,6 +60,7 @@ on_every_backend!(
         single_flight_in_process_and_across_instances,
         codecs_read_back,
         invalidation_while_the_body_runs,
+        max_value_bytes_is_inclusive,
     ],
     cancel: [dropped_futures_leave_nothing_wedged],
     global: [cached_functions_and_handlers_in_a_child_process],

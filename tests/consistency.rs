@@ -10,6 +10,9 @@ use cache_runtime::{Cache, Config, L1};
 use cache_tests::{RedisServer, within};
 use tokio::sync::Notify;
 
+#[path = "consistency/lease_race.rs"]
+mod lease_race;
+
 /// A one-row "database": its version, bumped by writes.
 #[derive(Default, Clone)]
 struct Row(Arc<AtomicU64>);

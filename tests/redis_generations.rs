@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use cache_runtime::{Cache, Config};
+use cache_runtime::{Cache, Config, Error};
 use cache_tests::{RedisServer, within};
 use redis::AsyncCommands;
 
@@ -174,6 +174,17 @@ async fn a_pending_key_is_not_served_while_redis_answers() {
         );
         // So only the pending check refuses it here.
         assert_eq!(cache.get::<String>("item", &7).await, None);
+        // Nor is a value stored under it meanwhile (Redis would take this write).
+        let refused = cache.set("item", &7, &"written".to_owned(), None).await;
+        assert!(
+            matches!(refused, Err(Error::InvalidationPending)),
+            "{refused:?}"
+        );
+        assert_eq!(
+            other.get::<String>("item", &7).await.as_deref(),
+            Some("old"),
+            "Redis unchanged"
+        );
         assert_eq!(cache.pending_invalidations(), 1, "still pending");
 
         server.acl_default(&["+del"]).await;

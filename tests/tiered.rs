@@ -208,6 +208,28 @@ async fn l1_hits_make_no_redis_round_trip() {
     assert!(b.bus_healthy());
 }
 
+/// A miss stores its value in its own L1 too: the next read makes no round trip. (Polls over
+/// fresh keys: a read goes to Redis while a heartbeat is late on a loaded machine.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_miss_fills_its_own_l1() {
+    let server = RedisServer::start();
+    let (a, _b) = pair(&server).await;
+    let mut id = 0u64;
+    wait_until(
+        "a read after a miss answered by the L1",
+        Duration::from_secs(5),
+        async || {
+            id += 1;
+            let body = async move { format!("v{id}") };
+            let value = a.get_or_insert_with("miss", &id, None, body).await;
+            let before = redis_reads(&server).await;
+            assert_eq!(a.get::<String>("miss", &id).await, Some(value));
+            redis_reads(&server).await == before
+        },
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_l1_entry_never_outlives_its_redis_entry() {
     let server = RedisServer::start();
@@ -311,6 +333,27 @@ async fn the_l1_evicts_beyond_its_capacity() {
         b.get::<String>("cap", &100).await.as_deref() == Some("hot")
     })
     .await;
+}
+
+/// The L1 also holds at most about `max_bytes` (key and encoded value, read from Redis):
+/// ~1 KB values fit nine at a time in 10 KB, and those that fit are held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_l1_holds_at_most_max_bytes() {
+    let server = RedisServer::start();
+    let (a, b) = bus_up_pair(|| tiered(&server).max_bytes(10_000)).await;
+    let value = "v".repeat(1_000);
+    for id in 0..20u32 {
+        a.set("bytes", &id, &value, None).await.unwrap();
+    }
+    for id in 0..20u32 {
+        assert_eq!(b.get::<String>("bytes", &id).await.as_ref(), Some(&value));
+    }
+    b.run_pending_tasks().await;
+    let held = b.local_entry_count();
+    assert!(
+        (1..=10).contains(&held),
+        "{held} KB-sized entries in a 10 KB L1"
+    );
 }
 
 /// An L1 entry is dropped after the L1 TTL (its Redis entry has none): the next read goes to

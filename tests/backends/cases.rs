@@ -158,9 +158,15 @@ pub async fn invalidation_of_key_namespace_and_all(env: &Env) {
     assert_eq!(load(&a, &db, "y", 0).await, "old", "only the namespace");
 
     a.invalidate_all().await.unwrap();
+    // A write right after it (under a whole-cache generation created anew) is dropped by the
+    // next one.
+    a.set("x", &9, &"written".to_owned(), None).await.unwrap();
+    assert_eq!(b.get::<String>("x", &9).await.as_deref(), Some("written"));
     for id in 0..3 {
         assert_eq!(load(&b, &db, "y", id).await, "new", "everything");
     }
+    b.invalidate_all().await.unwrap();
+    assert_eq!(a.get::<String>("x", &9).await, None, "everything, again");
 }
 
 /// Concurrent misses on one key run the body once: callers of one instance share its flight;
@@ -279,5 +285,35 @@ pub async fn invalidation_while_the_body_runs(env: &Env) {
             .get_or_insert_with(&ns, &1, None, runs.body("read after".to_owned()))
             .await;
         assert_eq!((next.as_str(), runs.get()), ("read after", 1), "{how}");
+    }
+}
+
+/// `max_value_bytes`: a value whose stored size is exactly the limit is stored, one byte more
+/// is not (the call still returns `TooLarge`, nothing is cached). The stored size is what the
+/// backend holds: the codec's encoding in memory, the whole entry's bytes on Redis.
+pub async fn max_value_bytes_is_inclusive(env: &Env) {
+    use cache_runtime::codec::{Bincode, Codec};
+    let value = "x".repeat(100);
+    let probe = env.cache().await;
+    probe.set("limit", &1, &value, None).await.unwrap();
+    let size = if env.kind.is_redis() {
+        raw_get(env, &probe.key_for::<String>("limit", &1).unwrap())
+            .await
+            .len()
+    } else {
+        let mut bytes = Vec::new();
+        Bincode::encode_into(&value, &mut bytes).unwrap();
+        bytes.len()
+    };
+    for (limit, stored) in [(size, true), (size - 1, false)] {
+        let cache = env.cache_with(env.config().max_value_bytes(limit)).await;
+        let set = cache.set("limit", &2, &value, None).await;
+        assert_eq!(set.is_ok(), stored, "limit {limit}, size {size}: {set:?}");
+        if !stored {
+            assert!(matches!(set, Err(cache_runtime::Error::TooLarge { .. })));
+        }
+        let got = cache.get::<String>("limit", &2).await;
+        assert_eq!(got.is_some(), stored, "limit {limit}, size {size}");
+        cache.delete::<String>("limit", &2).await.unwrap();
     }
 }

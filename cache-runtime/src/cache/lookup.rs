@@ -244,3 +244,22 @@ pub(super) fn created_at(created_ms: u64) -> tokio::time::Instant {
     now.checked_sub(Duration::from_millis(now_ms().saturating_sub(created_ms)))
         .unwrap_or(now)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{Cache, Config};
+
+    /// A fill that an invalidation of its key overlapped can land in the in-process store just
+    /// before it removes it again (`store_fill`, `fill_local`): meanwhile the entry's stale key
+    /// ticket alone keeps it from being served, on the hit fast path too.
+    #[tokio::test]
+    async fn an_entry_whose_key_was_invalidated_after_its_ticket_is_not_served() {
+        let cache = Cache::new(Config::memory()).await.unwrap();
+        cache.set("ns", &1, &"old".to_owned(), None).await.unwrap();
+        assert_eq!(cache.get::<String>("ns", &1).await.as_deref(), Some("old"));
+        // An invalidation's first step, the entry not removed (yet).
+        let key = cache.key_for::<String>("ns", &1).unwrap();
+        cache.inner.state.key_epochs.bump(&key);
+        assert_eq!(cache.get::<String>("ns", &1).await, None);
+    }
+}

@@ -174,6 +174,9 @@ mod tests {
         assert_ne!(k("/x", Some("a=1&a=2")), k("/x", Some("a=2&a=1")));
         assert_ne!(k("/x", Some("a=1")), k("/x", None));
         assert_eq!(k("/x", None), r#"cache:http:ns:["GET","/x",[],[]]"#);
+        // Plain characters, `+` and escapes mixed in one component.
+        let mixed = canonical_query(Some("q=a+b%21c"));
+        assert_eq!(mixed, vec![("q".to_owned(), "a b!c".to_owned())]);
     }
 
     #[test]
@@ -181,6 +184,8 @@ mod tests {
         assert_eq!(k("/items/%31", None), k("/items/1", None));
         assert_ne!(k("/a%2Fb", None), k("/a/b", None));
         assert_eq!(k("/a%2fb", None), k("/a%2Fb", None));
+        // Escapes early in the path and one after another are each read once.
+        assert_eq!(normalize_path("/%61/b%2f%63"), "/a/b%2Fc");
         assert_eq!(normalize_path("/bad%zz"), "/bad%zz");
         assert_eq!(normalize_path("/bad%ff"), "/bad%ff");
     }

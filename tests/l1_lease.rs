@@ -1,0 +1,98 @@
+//! The L1 validity lease is checked by every read, not by a task: with the library's
+//! background thread starved (no subscriber, heartbeat or watchdog can run: a process just
+//! resumed from a freeze, or a body blocking that thread), a read made once the lease has
+//! lapsed is not answered from the L1, though the L1 still holds the entry.
+//!
+//! A binary of its own: it blocks the process-wide background runtime, which every test of a
+//! binary shares.
+
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+use cache_runtime::{Cache, Config, FillOptions, L1};
+use cache_tests::{RedisServer, answered_by_l1, wait_until, within};
+use redis::AsyncCommands;
+
+const HEARTBEAT: Duration = Duration::from_millis(100);
+const TIMEOUT: Duration = Duration::from_millis(100);
+
+/// Blocks the background runtime's thread from inside a background refresh body (`refresh_after`
+/// runs it there) until the returned sender is used or dropped.
+async fn block_background_thread(cache: &Cache) -> mpsc::Sender<()> {
+    let (release, blocked) = mpsc::channel::<()>();
+    let blocked = Arc::new(Mutex::new(blocked));
+    let started = Arc::new(AtomicBool::new(false));
+    let opts = FillOptions::new().refresh_after(Duration::from_millis(1));
+    let first: u64 = cache
+        .get_or_insert_with_options("freezer", &0, opts, async { 0 })
+        .await;
+    assert_eq!(first, 0);
+    wait_until(
+        "the refresh body blocks",
+        Duration::from_secs(5),
+        async || {
+            let (blocked, started_in) = (blocked.clone(), started.clone());
+            let body = async move {
+                started_in.store(true, SeqCst);
+                // Deliberately blocking: the thread stands still until released.
+                let _ = blocked.lock().unwrap().recv();
+                1u64
+            };
+            let _: u64 = cache
+                .get_or_insert_with_options("freezer", &0, opts, body)
+                .await;
+            started.load(SeqCst)
+        },
+    )
+    .await;
+    release
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lapsed_lease_is_not_served_from_the_l1_while_background_tasks_cannot_run() {
+    within(Duration::from_secs(60), async {
+        let server = RedisServer::start();
+        let config = Config::redis(server.url())
+            .prefix("lease")
+            .timeout(TIMEOUT)
+            .bus_heartbeat(HEARTBEAT)
+            .with_l1(L1::new(100, Duration::from_secs(60)));
+        let cache = Cache::new(config).await.unwrap();
+        wait_until("bus up", Duration::from_secs(5), async || {
+            cache.bus_healthy()
+        })
+        .await;
+        cache
+            .set("item", &1, &"old".to_owned(), None)
+            .await
+            .unwrap();
+        answered_by_l1(&server, async || {
+            cache.get::<String>("item", &1).await.as_deref() == Some("old")
+        })
+        .await;
+
+        let release = block_background_thread(&cache).await;
+        // Another process invalidates the entry: Redis no longer holds it, and this process
+        // cannot hear the announcement (nor acknowledge it: the other process's call returns
+        // once this process's lease has lapsed).
+        let key = cache.key_for::<String>("item", &1).unwrap();
+        let mut conn = server
+            .client()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let deleted: u64 = conn.del(&key).await.unwrap();
+        assert_eq!(deleted, 1);
+        let bound = cache.staleness_bound();
+        wait_until("the lease lapses", bound * 3, async || !cache.bus_healthy()).await;
+        // Redis cannot be read either (its connections are driven by the blocked thread): the
+        // read fails open, without the old value.
+        assert_eq!(cache.get::<String>("item", &1).await, None);
+
+        release.send(()).unwrap();
+        wait_until("bus back", bound * 10, async || cache.bus_healthy()).await;
+        assert_eq!(cache.get::<String>("item", &1).await, None);
+    })
+    .await;
+}
