@@ -7,43 +7,48 @@
 //! binary shares.
 
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Mutex, mpsc};
 use std::time::Duration;
 
-use cache_runtime::{Cache, Config, FillOptions, L1};
+use cache_runtime::{Cache, Config, L1};
 use cache_tests::{RedisServer, answered_by_l1, wait_until, within};
 use redis::AsyncCommands;
 
 const HEARTBEAT: Duration = Duration::from_millis(100);
 const TIMEOUT: Duration = Duration::from_millis(100);
 
-/// Blocks the background runtime's thread from inside a background refresh body (`refresh_after`
-/// runs it there) until the returned sender is used or dropped.
+/// The receiver the value below blocks on while it is serialised (taken by the first one).
+static FREEZE: Mutex<Option<mpsc::Receiver<()>>> = Mutex::new(None);
+static FROZEN: AtomicBool = AtomicBool::new(false);
+
+/// A value whose serialisation blocks its thread until released. A Redis `set` serialises on
+/// the library's background thread (its write runs to completion there, whatever the caller
+/// does), so storing it freezes that thread.
+#[derive(Clone, serde::Deserialize)]
+struct Freezer;
+
+impl serde::Serialize for Freezer {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let gate = FREEZE.lock().unwrap().take();
+        if let Some(gate) = gate {
+            FROZEN.store(true, SeqCst);
+            // Deliberately blocking: the thread stands still until released.
+            let _ = gate.recv();
+        }
+        s.serialize_unit_struct("Freezer")
+    }
+}
+
+/// Blocks the background runtime's thread until the returned sender is used or dropped.
 async fn block_background_thread(cache: &Cache) -> mpsc::Sender<()> {
     let (release, blocked) = mpsc::channel::<()>();
-    let blocked = Arc::new(Mutex::new(blocked));
-    let started = Arc::new(AtomicBool::new(false));
-    let opts = FillOptions::new().refresh_after(Duration::from_millis(1));
-    let first: u64 = cache
-        .get_or_insert_with_options("freezer", &0, opts, async { 0 })
-        .await;
-    assert_eq!(first, 0);
+    *FREEZE.lock().unwrap() = Some(blocked);
+    let cache = cache.clone();
+    tokio::spawn(async move { cache.set("freezer", &0, &Freezer, None).await });
     wait_until(
-        "the refresh body blocks",
+        "the background thread blocks",
         Duration::from_secs(5),
-        async || {
-            let (blocked, started_in) = (blocked.clone(), started.clone());
-            let body = async move {
-                started_in.store(true, SeqCst);
-                // Deliberately blocking: the thread stands still until released.
-                let _ = blocked.lock().unwrap().recv();
-                1u64
-            };
-            let _: u64 = cache
-                .get_or_insert_with_options("freezer", &0, opts, body)
-                .await;
-            started.load(SeqCst)
-        },
+        async || FROZEN.load(SeqCst),
     )
     .await;
     release

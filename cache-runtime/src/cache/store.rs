@@ -103,6 +103,8 @@ impl Cache {
         keep: Option<Duration>,
     ) -> Result<EntryMeta, Error> {
         let (ns, key) = (ctx.namespace, stored.key);
+        // Taken before Redis is written: the L1 fill after it lands only while unchanged.
+        let bus_fence = self.inner.state.fence();
         stored.gens = self.existing_generations(remote, ctx, stored.gens).await?;
         let bytes = self.envelope(ctx, &stored)?;
         let written = match write {
@@ -120,7 +122,8 @@ impl Cache {
         }
         Counters::bump(&ns.stats.inserts);
         let replacing = matches!(write, Write::Replacing(_));
-        self.after_remote_store(ctx, &stored, replacing).await;
+        self.after_remote_store(ctx, &stored, replacing, bus_fence)
+            .await;
         Ok(stored.meta)
     }
 
@@ -181,12 +184,15 @@ impl Cache {
     /// write (no flight) replaces a value other processes' L1s may hold, so every Redis
     /// instance announces it, with or without an L1 of its own, and returns once they dropped
     /// it; it completes even if its caller is dropped. A tiered fill or refresh is announced
-    /// without waiting.
+    /// without waiting. The L1 is filled only if the bus was trusted throughout (`bus_fence`,
+    /// taken before the write, unchanged): a message missed meanwhile, flushed by the bus's
+    /// recovery, could concern this very key.
     async fn after_remote_store<T: CacheValue>(
         &self,
         ctx: &Ctx<'_>,
         stored: &Stored<'_, T>,
         replacing: bool,
+        bus_fence: u64,
     ) {
         let (inner, key) = (&*self.inner, stored.key);
         let manual = stored.shared.is_none();
@@ -203,7 +209,10 @@ impl Cache {
             let announce = async move { crate::tiered::announce(&cache.inner, op, manual).await };
             let _ = crate::background::spawn(announce).await;
         }
-        if tiered && self.local_usable() {
+        if let Some(local) = &inner.state.l1
+            && self.local_usable()
+            && inner.state.fence() == bus_fence
+        {
             // The ticket from before the store: an invalidation that reached this
             // process after the store (and deleted it from Redis) must win.
             let ticket = stored
@@ -211,6 +220,9 @@ impl Cache {
                 .unwrap_or_else(|| inner.state.key_epochs.ticket(key));
             self.fill_local(ctx, key, stored.value, stored.gens, stored.meta, ticket)
                 .await;
+            if inner.state.fence() != bus_fence {
+                local.remove(key).await;
+            }
         }
     }
 
