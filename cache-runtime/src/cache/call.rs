@@ -377,43 +377,4 @@ impl Cache {
         }
         stored.ok()
     }
-
-    /// Runs `fut` without looking `key` up and stores its value over the entry (an HTTP client's
-    /// `Cache-Control: no-cache`). On a backend failure the value is returned, not stored.
-    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
-    pub(crate) async fn refresh<M, O, Fut>(
-        &self,
-        ctx: &Ctx<'_>,
-        key: &str,
-        fut: Fut,
-    ) -> (O, Option<EntryMeta>)
-    where
-        M: Mode<O>,
-        Fut: Future<Output = O>,
-    {
-        Counters::bump(&ctx.namespace.stats.misses);
-        let ticket = self.inner.state.key_epochs.ticket(key);
-        let gens = match self
-            .current_gens_with(ctx.namespace, ctx.path.map(|p| &**p))
-            .await
-        {
-            Ok(gens) => gens,
-            Err(_) => return (fut.await, None),
-        };
-        let (gens, lease) = match self.inner.remote {
-            None => (gens, None),
-            Some(_) => match self.begin_fill::<M::Value>(ctx, key, gens, true).await {
-                FillStart::Leased(lease, gens) => (gens, Some(lease)),
-                _ => return (fut.await, None),
-            },
-        };
-        let out = fut.await;
-        let Some(value) = M::cacheable(&out) else {
-            return (out, None);
-        };
-        let meta = self
-            .store_fill(ctx, key, value, None, gens, ticket, lease, None, ctx.ttl)
-            .await;
-        (out, meta)
-    }
 }

@@ -1,11 +1,13 @@
-//! A refresh the client asked for (HTTP `no-cache`, `max-age=0`) under `stale`: the source is
-//! asked again, but the stored entry stays in place until a value replaces it, so a failing
-//! source is answered with the stored entry (fail-safe), as a plain request past `expire` is.
+//! A refresh the client asked for (HTTP `no-cache`, `max-age=0`): [`Cache::refresh`] runs the
+//! source and stores its value over the entry; under `stale`, [`Cache::revalidate`] keeps the
+//! stored entry in place until a value replaces it, so a failing source is answered with the
+//! stored entry (fail-safe), as a plain request past `expire` is.
 
 use std::panic::AssertUnwindSafe;
 
 use futures_util::FutureExt;
 
+use super::fill::FillStart;
 use super::refresh::Read;
 use super::resil::{FillOptions, StaleCopy, keep_for};
 use super::*;
@@ -81,5 +83,43 @@ impl Cache {
             Ok(out) => Revalidated::Source(out, None),
             Err(panic) => std::panic::resume_unwind(panic),
         }
+    }
+
+    /// Runs `fut` without looking `key` up and stores its value over the entry (an HTTP client's
+    /// `Cache-Control: no-cache`). On a backend failure the value is returned, not stored.
+    pub(crate) async fn refresh<M, O, Fut>(
+        &self,
+        ctx: &Ctx<'_>,
+        key: &str,
+        fut: Fut,
+    ) -> (O, Option<EntryMeta>)
+    where
+        M: Mode<O>,
+        Fut: Future<Output = O>,
+    {
+        Counters::bump(&ctx.namespace.stats.misses);
+        let ticket = self.inner.state.key_epochs.ticket(key);
+        let gens = match self
+            .current_gens_with(ctx.namespace, ctx.path.map(|p| &**p))
+            .await
+        {
+            Ok(gens) => gens,
+            Err(_) => return (fut.await, None),
+        };
+        let (gens, lease) = match self.inner.remote {
+            None => (gens, None),
+            Some(_) => match self.begin_fill::<M::Value>(ctx, key, gens, true).await {
+                FillStart::Leased(lease, gens) => (gens, Some(lease)),
+                _ => return (fut.await, None),
+            },
+        };
+        let out = fut.await;
+        let Some(value) = M::cacheable(&out) else {
+            return (out, None);
+        };
+        let meta = self
+            .store_fill(ctx, key, value, None, gens, ticket, lease, None, ctx.ttl)
+            .await;
+        (out, meta)
     }
 }

@@ -167,6 +167,7 @@ mod invalidate;
 #[doc(hidden)]
 pub mod key;
 mod refresh;
+mod reply;
 mod request;
 #[doc(hidden)]
 pub mod response;
