@@ -155,3 +155,50 @@ async fn a_frozen_server_is_recovered_from_after_sigcont() {
     .await
     .expect("within 60 s");
 }
+
+/// Connections the server has accepted so far (`INFO stats`).
+fn connections_received(server: &RedisServer) -> u64 {
+    let info = cache_tests::raw_command(server.port(), "INFO stats").expect("INFO");
+    info.lines()
+        .find_map(|l| l.strip_prefix("total_connections_received:"))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("total_connections_received")
+}
+
+/// A quiet, healthy bus stays trusted on the same subscription: over ten validity terms without
+/// any traffic the L1 is in use at (nearly) every moment, and no connection is rebuilt, because
+/// heartbeats keep extending the lease. Without them the subscription looks silent after each
+/// term and is rebuilt (a new connection per term).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_bus_keeps_its_l1_trusted_on_one_subscription() {
+    let server = RedisServer::start();
+    let config = Config::redis(server.url())
+        .prefix("quiet")
+        .with_l1(L1::new(100, Duration::from_secs(60)));
+    let cache = Cache::new(config).await.unwrap();
+    cache_tests::within(Duration::from_secs(60), async {
+        wait_until("bus up", Duration::from_secs(10), async || {
+            cache.bus_healthy()
+        })
+        .await;
+        let connected = connections_received(&server);
+        let span = cache.staleness_bound() * 10;
+        let start = Instant::now();
+        let (mut samples, mut healthy) = (0u32, 0u32);
+        while start.elapsed() < span {
+            samples += 1;
+            healthy += u32::from(cache.bus_healthy());
+            // The sampling interval, not a synchronisation.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // A loaded machine may delay an echo now and then: 90%.
+        assert!(
+            healthy * 10 >= samples * 9,
+            "the L1 was trusted in {healthy} of {samples} samples over {span:?}"
+        );
+        // Our own INFO connections count too (one per call): at most one more besides them.
+        let new = connections_received(&server) - connected - 1;
+        assert!(new <= 1, "{new} connections rebuilt over {span:?}");
+    })
+    .await;
+}
