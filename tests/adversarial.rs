@@ -86,6 +86,21 @@ impl Gated {
     }
 }
 
+/// Stores `1` for `(ns, 1)` on `cache` under `opts` (a 300 ms ttl, see [`stale`]) and waits
+/// until it has expired (its `stale` window still holds it).
+pub async fn stored_then_expired(cache: &Cache, ns: &str, opts: FillOptions) {
+    let ok = async { Ok::<u64, String>(1) };
+    let stored = cache
+        .get_or_try_insert_with_options(ns, &1u64, opts, ok)
+        .await;
+    assert_eq!(stored, Ok(1));
+    let until = Instant::now() + Duration::from_millis(450);
+    wait_until("expired", Duration::from_secs(2), async || {
+        Instant::now() >= until
+    })
+    .await;
+}
+
 /// Counts its runs and answers `value` at once.
 pub fn counted(runs: &Arc<AtomicUsize>, value: u64) -> impl Future<Output = u64> + Send + 'static {
     let runs = runs.clone();

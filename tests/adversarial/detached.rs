@@ -14,17 +14,7 @@ pub async fn a_cpu_bound_detached_body_does_not_stall_the_process() {
     let (a, _b) = pair(|| config(&server, "cpu", Duration::from_secs(5))).await;
     a.set("other", &1u64, &5u64, None).await.unwrap();
     let opts = stale(Duration::from_millis(300));
-    let ok = |v: u64| async move { Ok::<u64, String>(v) };
-    assert_eq!(
-        a.get_or_try_insert_with_options("cpu", &1u64, opts, ok(1))
-            .await,
-        Ok(1)
-    );
-    let until = Instant::now() + Duration::from_millis(450);
-    wait_until("expired", Duration::from_secs(2), async || {
-        Instant::now() >= until
-    })
-    .await;
+    stored_then_expired(&a, "cpu", opts).await;
     let began = Arc::new(AtomicBool::new(false));
     let busy = {
         let began = began.clone();

@@ -53,17 +53,7 @@ pub async fn a_hung_recomputation_loses_its_lease_within_two_terms() {
     let term = Duration::from_millis(600);
     let (a, b) = pair(|| config(&server, "hung", term)).await;
     let opts = stale(Duration::from_millis(300));
-    let ok = |v: u64| async move { Ok::<u64, String>(v) };
-    assert_eq!(
-        a.get_or_try_insert_with_options("hg", &1u64, opts, ok(1))
-            .await,
-        Ok(1)
-    );
-    let until = Instant::now() + Duration::from_millis(450);
-    wait_until("expired", Duration::from_secs(2), async || {
-        Instant::now() >= until
-    })
-    .await;
+    stored_then_expired(&a, "hg", opts).await;
     let hung = Gated::default();
     let body = hung.body(2);
     let recompute = {
@@ -93,7 +83,7 @@ pub async fn a_hung_recomputation_loses_its_lease_within_two_terms() {
     .await;
     let held = started.elapsed();
     wait_until("B takes over", Duration::from_secs(5), async || {
-        b.get_or_try_insert_with_options("hg", &1u64, opts, ok(5))
+        b.get_or_try_insert_with_options("hg", &1u64, opts, async { Ok::<u64, String>(5) })
             .await
             == Ok(5)
     })
