@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use cache_runtime::{Cache, Config};
 use cache_tests::worker::{Load, Report, Worker};
-use cache_tests::{RedisServer, wait_until, within};
+use cache_tests::{RedisServer, within};
 
 const EXE: &str = env!("CARGO_BIN_EXE_stampede_worker");
 
@@ -136,15 +136,7 @@ async fn with_redis_down_a_burst_runs_the_body_at_most_twice_and_never_before_a_
         .await
         .unwrap();
     within(LIMIT, async {
-        wait_until("bus up", Duration::from_secs(10), async || {
-            cache.bus_healthy()
-        })
-        .await;
-        server.kill();
-        wait_until("bus down", Duration::from_secs(10), async || {
-            !cache.bus_healthy()
-        })
-        .await;
+        cache_tests::kill_under(&mut server, &cache).await;
         let base = Instant::now();
         let runs = Arc::new(AtomicUsize::new(0));
         let calls: Vec<_> = (0..100)

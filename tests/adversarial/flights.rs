@@ -13,15 +13,7 @@ pub async fn a_queued_leader_dropped_in_begin_hands_its_followers_on() {
     let cache = Cache::new(config(&server, "queued", Duration::from_secs(5)))
         .await
         .unwrap();
-    wait_until("bus up", Duration::from_secs(10), async || {
-        cache.bus_healthy()
-    })
-    .await;
-    server.kill();
-    wait_until("bus down", Duration::from_secs(10), async || {
-        !cache.bus_healthy()
-    })
-    .await;
+    cache_tests::kill_under(&mut server, &cache).await;
     let (f1, first) = hold(&cache, "qd", 1).await;
     let (q_runs, r_runs) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     // Boxed, so that `drop(q)` drops the call itself.

@@ -48,6 +48,20 @@ impl Db {
     }
 }
 
+/// Kills `server` once `cache` hears its bus, and returns when `cache` knows the bus is down
+/// (Redis unreachable: the process cannot hear other processes' invalidations).
+pub async fn kill_under(server: &mut RedisServer, cache: &cache_runtime::Cache) {
+    wait_until("bus up", Duration::from_secs(10), async || {
+        cache.bus_healthy()
+    })
+    .await;
+    server.kill();
+    wait_until("bus down", Duration::from_secs(10), async || {
+        !cache.bus_healthy()
+    })
+    .await;
+}
+
 /// Polls `cond` every 2 ms until it holds; panics with `what` if it does not within `within`.
 pub async fn wait_until(what: &str, within: Duration, mut cond: impl AsyncFnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + within;
