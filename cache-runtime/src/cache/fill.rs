@@ -103,12 +103,7 @@ impl Cache {
     fn wait_for_fill(&self, key: &str) -> Waiting<'_> {
         let waiting = self.inner.notices.wait(key);
         let (cache, wait) = (self.clone(), Notice::Wait(key.to_owned()));
-        crate::background::spawn(async move {
-            if let Some(remote) = &cache.inner.remote {
-                let channel = crate::fill_notice::channel(&cache.inner.config.prefix);
-                let _ = remote.publish(&channel, &wait.encode()).await;
-            }
-        });
+        crate::background::spawn(async move { cache.publish_notice(wait).await });
         waiting
     }
 }

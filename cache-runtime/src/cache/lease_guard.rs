@@ -159,11 +159,18 @@ impl Drop for LeaseGuard {
                 let _ = remote.release_lease(&key, &token).await;
             }
             if wanted {
-                let channel = crate::fill_notice::channel(&cache.inner.config.prefix);
-                let _ = remote
-                    .publish(&channel, &Notice::Filled(key).encode())
-                    .await;
+                cache.publish_notice(Notice::Filled(key)).await;
             }
         });
+    }
+}
+
+impl Cache {
+    /// Publishes a fill notice on `{prefix}:__fill` (a lost one only costs latency).
+    pub(super) async fn publish_notice(&self, notice: Notice) {
+        if let Some(remote) = &self.inner.remote {
+            let channel = crate::fill_notice::channel(&self.inner.config.prefix);
+            let _ = remote.publish(&channel, &notice.encode()).await;
+        }
     }
 }
