@@ -40,11 +40,16 @@ impl serde::Serialize for Freezer {
 }
 
 /// Blocks the background runtime's thread until the returned sender is used or dropped.
+///
+/// The blocking `set` goes to the namespace `item`, whose generations this process already
+/// knows: a `set` into a new namespace first creates its generation and forgets the remembered
+/// ones, after which the hit path misses for that reason alone and would not show whether it
+/// checks the lease.
 async fn block_background_thread(cache: &Cache) -> mpsc::Sender<()> {
     let (release, blocked) = mpsc::channel::<()>();
     *FREEZE.lock().unwrap() = Some(blocked);
     let cache = cache.clone();
-    tokio::spawn(async move { cache.set("freezer", &0, &Freezer, None).await });
+    tokio::spawn(async move { cache.set("item", &0, &Freezer, None).await });
     wait_until(
         "the background thread blocks",
         Duration::from_secs(5),
