@@ -280,6 +280,25 @@ impl RedisServer {
             .expect("ACL SETUSER");
     }
 
+    /// The URL of a second user, `name`, with every right (created now): a process connected
+    /// as it is untouched by [`RedisServer::acl_default`].
+    pub async fn user_url(&self, name: &str) -> String {
+        let mut conn = self
+            .client()
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect to the test server");
+        let password = format!("{name}-secret");
+        redis::cmd("ACL")
+            .arg("SETUSER")
+            .arg(name)
+            .arg(&["on", &format!(">{password}"), "~*", "&*", "+@all"])
+            .query_async::<()>(&mut conn)
+            .await
+            .expect("ACL SETUSER");
+        format!("redis://{name}:{password}@127.0.0.1:{}", self.port)
+    }
+
     /// A redis-rs client for inspecting or planting data.
     pub fn client(&self) -> redis::Client {
         redis::Client::open(self.url()).expect("valid url")
