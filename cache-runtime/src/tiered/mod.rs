@@ -24,7 +24,10 @@
 //!   clock. Redis delivers a channel's messages in order, so an echo proves that every earlier
 //!   invalidation was delivered first. A process that is paused, partitioned or whose
 //!   subscription died stops using its L1 by itself when the term runs out (every L1 read
-//!   checks it), and flushes it before using it again.
+//!   checks it), and flushes it before using it again. Its watchdog looks every
+//!   `bus_heartbeat / 5`: a lapsed lease frees the L1's memory within that period (counted
+//!   in [`crate::StatsSnapshot`]'s `errors` and logged), even while the subscription itself
+//!   stays open.
 //! - **Acknowledgements.** An invalidation is applied to Redis and published in one round
 //!   trip, then waits until every live instance (heard on the bus within `T`) has acknowledged
 //!   that it dropped its copy, or until `T` has passed since Redis applied it, by when any
@@ -51,7 +54,8 @@
 //! entries (and forgets the namespace's generation, which it re-reads from Redis on next use)
 //! and acknowledges. A message it cannot read (a newer release during a rolling upgrade,
 //! garbage) flushes its L1: it may have invalidated something. A subscription that stays
-//! silent (no own heartbeat for `T`) is rebuilt.
+//! silent (no own heartbeat for `T`) is rebuilt; a reconnection that fails is retried after
+//! 50 ms, then after twice as long each time, up to 1 s.
 //!
 //! # Invalidations that cannot reach Redis
 //! If Redis does not answer an invalidation (down, paused, breaker open) the call returns an
