@@ -12,6 +12,8 @@ use tokio::sync::Notify;
 
 #[path = "consistency/lease_race.rs"]
 mod lease_race;
+#[path = "consistency/missed_message.rs"]
+mod missed_message;
 
 /// A one-row "database": its version, bumped by writes.
 #[derive(Default, Clone)]
