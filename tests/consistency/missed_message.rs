@@ -135,3 +135,30 @@ async fn a_write_does_not_fill_the_l1_after_its_process_missed_an_invalidation()
     })
     .await;
 }
+
+/// The counterpart: with the bus trusted throughout, a write fills its own L1, so the next read
+/// makes no Redis round trip (retried: a late heartbeat on a loaded machine may flush the L1
+/// between the write and the read).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_fills_its_own_l1_when_the_bus_stayed_trusted() {
+    let server = RedisServer::start();
+    let cache = Cache::new(config(server.url())).await.unwrap();
+    within(Duration::from_secs(60), async {
+        wait_until("bus up", Duration::from_secs(10), async || {
+            cache.bus_healthy()
+        })
+        .await;
+        for round in 0..10 {
+            let value = format!("v{round}");
+            cache.set("item", &1, &value, None).await.unwrap();
+            let gets = server.command_calls("get").await + server.command_calls("mget").await;
+            assert_eq!(cache.get::<String>("item", &1).await, Some(value));
+            let after = server.command_calls("get").await + server.command_calls("mget").await;
+            if after == gets {
+                return;
+            }
+        }
+        panic!("no write in ten filled its own L1");
+    })
+    .await;
+}
