@@ -14,6 +14,8 @@ use tokio::sync::Notify;
 mod lease_race;
 #[path = "consistency/missed_message.rs"]
 mod missed_message;
+#[path = "consistency/read_before_write.rs"]
+mod read_before_write;
 
 /// A one-row "database": its version, bumped by writes.
 #[derive(Default, Clone)]
