@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{Mutex, mpsc};
 use std::time::Duration;
 
-use cache_runtime::{Cache, Config, L1};
+use cache_runtime::{Config, L1};
 use cache_tests::{RedisServer, wait_until, within};
 
 /// The receiver the next decoding blocks on (taken by the first one).
