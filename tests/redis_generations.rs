@@ -195,3 +195,50 @@ async fn a_pending_key_is_not_served_while_redis_answers() {
     })
     .await;
 }
+
+/// The same for a pending namespace invalidation: Redis refuses the delete of the namespace's
+/// generation, so its entries still read as current there; this process serves none of them,
+/// and keeps serving the other namespaces.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_namespace_is_not_served_while_redis_answers() {
+    within(Duration::from_secs(30), async {
+        let server = RedisServer::start();
+        let config = || {
+            Config::redis(server.url())
+                .timeout(Duration::from_secs(1))
+                .circuit_breaker(1, Duration::from_secs(600))
+        };
+        let cache = Cache::new(config()).await.unwrap();
+        let other = Cache::new(config()).await.unwrap();
+        cache
+            .set("item", &7, &"old".to_owned(), None)
+            .await
+            .unwrap();
+        cache
+            .set("thing", &8, &"kept".to_owned(), None)
+            .await
+            .unwrap();
+
+        server.acl_default(&["-del"]).await;
+        assert!(cache.invalidate_namespace("item").await.is_err());
+        assert_eq!(cache.pending_invalidations(), 1);
+        // Preconditions: Redis answers this cache for another namespace (breaker closed), and
+        // a process with nothing pending still reads the old entry.
+        assert_eq!(
+            cache.get::<String>("thing", &8).await.as_deref(),
+            Some("kept")
+        );
+        assert!(!cache.circuit_open());
+        assert_eq!(
+            other.get::<String>("item", &7).await.as_deref(),
+            Some("old")
+        );
+        // So only the pending check refuses it here.
+        assert_eq!(cache.get::<String>("item", &7).await, None);
+
+        server.acl_default(&["+del"]).await;
+        assert_eq!(cache.flush_pending(Duration::from_secs(5)).await, 0);
+        assert_eq!(other.get::<String>("item", &7).await, None, "re-applied");
+    })
+    .await;
+}
