@@ -63,6 +63,17 @@ impl PendingSet {
         }
         self.any.store(true, SeqCst);
     }
+
+    /// The pending invalidations now, each with the sequence number of its latest request.
+    fn snapshot(&self) -> Vec<(Pending, u64)> {
+        self.lock().clone()
+    }
+
+    /// `op`, as requested by `seq`, was re-applied: it is done unless it was requested again
+    /// meanwhile (that request came later, so it is re-applied once more).
+    fn applied(&self, op: &Pending, seq: u64) {
+        self.lock().retain(|(p, s)| !(p == op && *s == seq));
+    }
 }
 
 /// Waits until every pending invalidation of `host` has been re-applied to Redis (and
@@ -98,14 +109,12 @@ async fn recover<H: Host>(weak: Weak<H>) {
         {
             let Some(host) = weak.upgrade() else { return };
             let set = &host.bus().pending;
-            let ops = set.lock().clone();
-            for (op, seq) in ops {
+            for (op, seq) in set.snapshot() {
                 if perform(&*host, &op, 0, true).await.is_err() {
                     break;
                 }
                 drop_local(host.local(), &op).await;
-                // Keep it if it was requested again meanwhile: that request came later.
-                set.lock().retain(|(p, s)| !(p == &op && *s == seq));
+                set.applied(&op, seq);
             }
             let pending = set.lock();
             if pending.is_empty() {
@@ -119,5 +128,39 @@ async fn recover<H: Host>(weak: Weak<H>) {
         let Some(host) = weak.upgrade() else { return };
         // `notify_one` leaves a permit when nobody waits, so no wake-up is lost here.
         let _ = tokio::time::timeout(RECOVERY_RETRY, host.bus().pending.wake.notified()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_invalidation_requested_again_while_it_was_re_applied_stays_pending() {
+        let set = PendingSet::default();
+        let (key, other) = (Pending::Key("k".into()), Pending::Key("o".into()));
+        set.add(key.clone());
+        set.add(other.clone());
+        let taken = set.snapshot();
+        set.add(key.clone()); // requested again after the recovery took it
+        for (op, seq) in taken {
+            set.applied(&op, seq);
+        }
+        assert_eq!(set.snapshot().len(), 1);
+        assert!(set.covers("", "k"), "the later request is still to apply");
+        assert!(!set.covers("", "o"), "the other one is done");
+        let (op, seq) = set.snapshot().remove(0);
+        set.applied(&op, seq);
+        assert_eq!(set.len(), 0);
+    }
+
+    #[test]
+    fn a_namespace_or_everything_covers_its_keys_only() {
+        let set = PendingSet::default();
+        set.add(Pending::Namespace("user".into()));
+        assert!(set.covers("user", "k"));
+        assert!(!set.covers("item", "k"));
+        set.add(Pending::All);
+        assert!(set.covers("item", "k"));
     }
 }
