@@ -199,7 +199,7 @@ async fn an_invalidation_waits_the_term_for_a_process_that_does_not_acknowledge(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lapsed_lease_frees_the_l1_though_the_subscription_is_alive() {
     let server = RedisServer::start();
-    let (heartbeat, timeout) = (Duration::from_millis(200), Duration::from_millis(100));
+    let (heartbeat, timeout) = (Duration::from_millis(300), Duration::from_millis(100));
     let peer = Cache::new(config(
         server.user_url("peer").await,
         "lapse",
