@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use futures_util::FutureExt;
 
-use super::fill::{FillStart, Recompute};
+use super::fill::{Claim, FillStart};
 use super::lease_guard::LeaseGuard;
 use super::resil::{FillOptions, Seen, StaleCopy, keep_for};
 use super::store::Write;
@@ -13,16 +13,9 @@ use super::*;
 use crate::Error;
 use crate::epoch::KeyTicket;
 use crate::flight::Leader;
-use crate::flight::{Outcome, Role, Shared};
+use crate::flight::{Follower, Outcome, Role, Shared};
 use crate::namespace::Gens;
 use crate::stats::Counters;
-
-/// What a leader over a stale entry does: replace its bytes (holding the recompute lease, or
-/// alone), or leave it to the process that holds the lease.
-enum Claim {
-    Replace(Option<Vec<u8>>, Option<LeaseGuard>),
-    Held,
-}
 
 /// The leader of a miss that cannot use the cache (Redis failing, another process's fill
 /// outlasted the wait, an invalidation pending): runs the body without storing its value, and
@@ -141,30 +134,57 @@ impl Cache {
                         .lead::<M, O, Fut>(ctx, opts, key, body, gens, leader, stale)
                         .await;
                 }
-                Role::Follower(follower) => match follower.outcome().await {
-                    Outcome::Value(shared) => {
-                        if let Some(value) = shared.downcast_ref::<M::Value>() {
-                            Counters::bump(&ns.stats.hits);
-                            return (M::from_value(value.clone()), None, true);
-                        }
-                        Counters::bump(&ns.stats.misses);
-                        return (fut.take().expect("body runs once").await, None, false);
+                Role::Follower(follower) => {
+                    let stale = stale.as_ref();
+                    if let Some(answer) = self
+                        .follow::<M, O, Fut>(ctx, key, follower, &mut fut, stale)
+                        .await
+                    {
+                        return answer;
                     }
-                    Outcome::Failed => {
-                        // The leader's source failed (it recorded the failure before telling
-                        // us): the stale value. Any other uncacheable output: our own body.
-                        if let Some(copy) = &stale
-                            && self.inner.resil.backing_off(key)
-                            && let Some(served) = self.serve_stale::<M, O>(ctx, key, copy).await
-                        {
-                            return served;
-                        }
-                        Counters::bump(&ns.stats.misses);
-                        return (fut.take().expect("body runs once").await, None, false);
-                    }
-                    Outcome::Abandoned => continue,
-                },
+                }
             }
+        }
+    }
+
+    /// A follower of another caller's flight: the leader's value, or after the leader's source
+    /// failed the stale value, or else its own body's output. `None`: the leader was dropped
+    /// before it finished, look again.
+    async fn follow<M, O, Fut>(
+        &self,
+        ctx: &Ctx<'_>,
+        key: &str,
+        follower: Follower,
+        fut: &mut Option<Fut>,
+        stale: Option<&StaleCopy<M::Value>>,
+    ) -> Option<(O, Option<EntryMeta>, bool)>
+    where
+        M: Mode<O>,
+        Fut: Future<Output = O>,
+    {
+        let ns = ctx.namespace;
+        match follower.outcome().await {
+            Outcome::Value(shared) => {
+                if let Some(value) = shared.downcast_ref::<M::Value>() {
+                    Counters::bump(&ns.stats.hits);
+                    return Some((M::from_value(value.clone()), None, true));
+                }
+                Counters::bump(&ns.stats.misses);
+                Some((fut.take().expect("body runs once").await, None, false))
+            }
+            Outcome::Failed => {
+                // The leader's source failed (it recorded the failure before telling us): the
+                // stale value. Any other uncacheable output: our own body.
+                if let Some(copy) = stale
+                    && self.inner.resil.backing_off(key)
+                    && let Some(served) = self.serve_stale::<M, O>(ctx, key, copy).await
+                {
+                    return Some(served);
+                }
+                Counters::bump(&ns.stats.misses);
+                Some((fut.take().expect("body runs once").await, None, false))
+            }
+            Outcome::Abandoned => None,
         }
     }
 
@@ -272,18 +292,6 @@ impl Cache {
             unreachable!("a value was computed")
         };
         (out, meta, false)
-    }
-
-    /// Over a stale entry on Redis (`bytes` read): the recompute lease, once in the cluster.
-    async fn claim_recompute(&self, ctx: &Ctx<'_>, key: &str, bytes: Option<Vec<u8>>) -> Claim {
-        if bytes.is_none() {
-            return Claim::Replace(None, None);
-        }
-        match self.begin_recompute(ctx.namespace, key).await {
-            Recompute::Leased(guard) => Claim::Replace(bytes, Some(guard)),
-            Recompute::Alone => Claim::Replace(bytes, None),
-            Recompute::Held => Claim::Held,
-        }
     }
 
     /// A leader whose body gave nothing to cache: the flight ends with nothing shared, the

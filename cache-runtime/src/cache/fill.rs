@@ -108,7 +108,31 @@ impl Cache {
     }
 }
 
+/// What a leader over a stale entry does: replace its bytes (holding the recompute lease, or
+/// alone), or leave it to the process that holds the lease.
+pub(super) enum Claim {
+    Replace(Option<Vec<u8>>, Option<LeaseGuard>),
+    Held,
+}
+
 impl Cache {
+    /// Over a stale entry on Redis (`bytes` read): the recompute lease, once in the cluster.
+    pub(super) async fn claim_recompute(
+        &self,
+        ctx: &Ctx<'_>,
+        key: &str,
+        bytes: Option<Vec<u8>>,
+    ) -> Claim {
+        if bytes.is_none() {
+            return Claim::Replace(None, None);
+        }
+        match self.begin_recompute(ctx.namespace, key).await {
+            Recompute::Leased(guard) => Claim::Replace(bytes, Some(guard)),
+            Recompute::Alone => Claim::Replace(bytes, None),
+            Recompute::Held => Claim::Held,
+        }
+    }
+
     /// Takes the recompute lease of `key` (one recomputation per key in the cluster at a time),
     /// see [`Recompute`].
     pub(crate) async fn begin_recompute(
