@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use futures_util::FutureExt;
 
-use super::fill::{Claim, FillStart};
+use super::fill::FillStart;
 use super::lease_guard::LeaseGuard;
 use super::resil::{FillOptions, Seen, StaleCopy, keep_for};
 use super::store::Write;
@@ -207,39 +207,19 @@ impl Cache {
         Fut: Future<Output = O>,
     {
         let ns = ctx.namespace;
-        // In process, look again: a caller that missed just before the previous flight stored
-        // its value finds it now instead of running the body again.
-        let gens = match self.inner.remote {
-            None => match self.lookup::<M::Value>(ctx, key).await {
-                Lookup::Hit(value, meta) => {
-                    leader.share(Arc::new(value.clone()));
-                    Counters::bump(&ns.stats.hits);
-                    return (M::from_value(value), Some(meta), true);
-                }
-                Lookup::Miss(gens) => gens,
-                Lookup::Bypass => gens,
-            },
-            Some(_) => gens,
+        let gens = match self.relook::<M, O>(ctx, key, gens, &leader).await {
+            Ok(gens) => gens,
+            Err(hit) => return hit,
         };
         // An invalidation of this key while the body runs means the body may have read old
         // data: its result is returned but not stored.
         let ticket = self.inner.state.key_epochs.ticket(key);
-        let bytes = stale.as_ref().and_then(|s| s.bytes.clone());
-        let (replacing, recompute) = match self.claim_recompute(ctx, key, bytes).await {
-            Claim::Replace(bytes, recompute) => (bytes, recompute),
-            Claim::Held => {
-                // Another process recomputes it (or its source failed a moment ago): the stale
-                // value now, unless it was invalidated meanwhile (then a plain fill).
-                if let Some(copy) = &stale
-                    && let Some(served) = self.serve_stale::<M, O>(ctx, key, copy).await
-                {
-                    // This process does not try either for the back-off: its followers, and
-                    // the callers meanwhile, get the stale (or the new) value too.
-                    self.inner.resil.failed(key);
-                    leader.finish(None);
-                    return served;
-                }
-                (None, None)
+        let claim = self.claim_recompute::<M, O>(ctx, key, stale.as_ref()).await;
+        let (replacing, recompute) = match claim {
+            Ok(claimed) => claimed,
+            Err(served) => {
+                leader.finish(None);
+                return served;
             }
         };
         let (gens, lease) = match (&self.inner.remote, &replacing) {
@@ -292,6 +272,33 @@ impl Cache {
             unreachable!("a value was computed")
         };
         (out, meta, false)
+    }
+
+    /// In process, look again: a caller that missed just before the previous flight stored its
+    /// value finds it now instead of running the body again (`Err`: that hit, shared with the
+    /// followers). On Redis the fill lease does this: `gens` as they are.
+    async fn relook<M, O>(
+        &self,
+        ctx: &Ctx<'_>,
+        key: &str,
+        gens: Gens,
+        leader: &Leader<'_>,
+    ) -> Result<Gens, (O, Option<EntryMeta>, bool)>
+    where
+        M: Mode<O>,
+    {
+        match self.inner.remote {
+            None => match self.lookup::<M::Value>(ctx, key).await {
+                Lookup::Hit(value, meta) => {
+                    leader.share(Arc::new(value.clone()));
+                    Counters::bump(&ctx.namespace.stats.hits);
+                    Err((M::from_value(value), Some(meta), true))
+                }
+                Lookup::Miss(gens) => Ok(gens),
+                Lookup::Bypass => Ok(gens),
+            },
+            Some(_) => Ok(gens),
+        }
     }
 
     /// A leader whose body gave nothing to cache: the flight ends with nothing shared, the
