@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use futures_util::FutureExt;
 
-use super::fill::{FillStart, Recompute};
+use super::fill::FillStart;
 use super::lease_guard::LeaseGuard;
 use super::resil::{FillOptions, Seen, StaleCopy, keep_for};
 use super::store::Write;
@@ -13,16 +13,9 @@ use super::*;
 use crate::Error;
 use crate::epoch::KeyTicket;
 use crate::flight::Leader;
-use crate::flight::{Outcome, Role, Shared};
+use crate::flight::{Follower, Outcome, Role, Shared};
 use crate::namespace::Gens;
 use crate::stats::Counters;
-
-/// What a leader over a stale entry does: replace its bytes (holding the recompute lease, or
-/// alone), or leave it to the process that holds the lease.
-enum Claim {
-    Replace(Option<Vec<u8>>, Option<LeaseGuard>),
-    Held,
-}
 
 /// The leader of a miss that cannot use the cache (Redis failing, another process's fill
 /// outlasted the wait, an invalidation pending): runs the body without storing its value, and
@@ -141,30 +134,57 @@ impl Cache {
                         .lead::<M, O, Fut>(ctx, opts, key, body, gens, leader, stale)
                         .await;
                 }
-                Role::Follower(follower) => match follower.outcome().await {
-                    Outcome::Value(shared) => {
-                        if let Some(value) = shared.downcast_ref::<M::Value>() {
-                            Counters::bump(&ns.stats.hits);
-                            return (M::from_value(value.clone()), None, true);
-                        }
-                        Counters::bump(&ns.stats.misses);
-                        return (fut.take().expect("body runs once").await, None, false);
+                Role::Follower(follower) => {
+                    let stale = stale.as_ref();
+                    if let Some(answer) = self
+                        .follow::<M, O, Fut>(ctx, key, follower, &mut fut, stale)
+                        .await
+                    {
+                        return answer;
                     }
-                    Outcome::Failed => {
-                        // The leader's source failed (it recorded the failure before telling
-                        // us): the stale value. Any other uncacheable output: our own body.
-                        if let Some(copy) = &stale
-                            && self.inner.resil.backing_off(key)
-                            && let Some(served) = self.serve_stale::<M, O>(ctx, key, copy).await
-                        {
-                            return served;
-                        }
-                        Counters::bump(&ns.stats.misses);
-                        return (fut.take().expect("body runs once").await, None, false);
-                    }
-                    Outcome::Abandoned => continue,
-                },
+                }
             }
+        }
+    }
+
+    /// A follower of another caller's flight: the leader's value, or after the leader's source
+    /// failed the stale value, or else its own body's output. `None`: the leader was dropped
+    /// before it finished, look again.
+    async fn follow<M, O, Fut>(
+        &self,
+        ctx: &Ctx<'_>,
+        key: &str,
+        follower: Follower,
+        fut: &mut Option<Fut>,
+        stale: Option<&StaleCopy<M::Value>>,
+    ) -> Option<(O, Option<EntryMeta>, bool)>
+    where
+        M: Mode<O>,
+        Fut: Future<Output = O>,
+    {
+        let ns = ctx.namespace;
+        match follower.outcome().await {
+            Outcome::Value(shared) => {
+                if let Some(value) = shared.downcast_ref::<M::Value>() {
+                    Counters::bump(&ns.stats.hits);
+                    return Some((M::from_value(value.clone()), None, true));
+                }
+                Counters::bump(&ns.stats.misses);
+                Some((fut.take().expect("body runs once").await, None, false))
+            }
+            Outcome::Failed => {
+                // The leader's source failed (it recorded the failure before telling us): the
+                // stale value. Any other uncacheable output: our own body.
+                if let Some(copy) = stale
+                    && self.inner.resil.backing_off(key)
+                    && let Some(served) = self.serve_stale::<M, O>(ctx, key, copy).await
+                {
+                    return Some(served);
+                }
+                Counters::bump(&ns.stats.misses);
+                Some((fut.take().expect("body runs once").await, None, false))
+            }
+            Outcome::Abandoned => None,
         }
     }
 
@@ -187,39 +207,19 @@ impl Cache {
         Fut: Future<Output = O>,
     {
         let ns = ctx.namespace;
-        // In process, look again: a caller that missed just before the previous flight stored
-        // its value finds it now instead of running the body again.
-        let gens = match self.inner.remote {
-            None => match self.lookup::<M::Value>(ctx, key).await {
-                Lookup::Hit(value, meta) => {
-                    leader.share(Arc::new(value.clone()));
-                    Counters::bump(&ns.stats.hits);
-                    return (M::from_value(value), Some(meta), true);
-                }
-                Lookup::Miss(gens) => gens,
-                Lookup::Bypass => gens,
-            },
-            Some(_) => gens,
+        let gens = match self.relook::<M, O>(ctx, key, gens, &leader).await {
+            Ok(gens) => gens,
+            Err(hit) => return hit,
         };
         // An invalidation of this key while the body runs means the body may have read old
         // data: its result is returned but not stored.
         let ticket = self.inner.state.key_epochs.ticket(key);
-        let bytes = stale.as_ref().and_then(|s| s.bytes.clone());
-        let (replacing, recompute) = match self.claim_recompute(ctx, key, bytes).await {
-            Claim::Replace(bytes, recompute) => (bytes, recompute),
-            Claim::Held => {
-                // Another process recomputes it (or its source failed a moment ago): the stale
-                // value now, unless it was invalidated meanwhile (then a plain fill).
-                if let Some(copy) = &stale
-                    && let Some(served) = self.serve_stale::<M, O>(ctx, key, copy).await
-                {
-                    // This process does not try either for the back-off: its followers, and
-                    // the callers meanwhile, get the stale (or the new) value too.
-                    self.inner.resil.failed(key);
-                    leader.finish(None);
-                    return served;
-                }
-                (None, None)
+        let claim = self.claim_recompute::<M, O>(ctx, key, stale.as_ref()).await;
+        let (replacing, recompute) = match claim {
+            Ok(claimed) => claimed,
+            Err(served) => {
+                leader.finish(None);
+                return served;
             }
         };
         let (gens, lease) = match (&self.inner.remote, &replacing) {
@@ -274,15 +274,30 @@ impl Cache {
         (out, meta, false)
     }
 
-    /// Over a stale entry on Redis (`bytes` read): the recompute lease, once in the cluster.
-    async fn claim_recompute(&self, ctx: &Ctx<'_>, key: &str, bytes: Option<Vec<u8>>) -> Claim {
-        if bytes.is_none() {
-            return Claim::Replace(None, None);
-        }
-        match self.begin_recompute(ctx.namespace, key).await {
-            Recompute::Leased(guard) => Claim::Replace(bytes, Some(guard)),
-            Recompute::Alone => Claim::Replace(bytes, None),
-            Recompute::Held => Claim::Held,
+    /// In process, look again: a caller that missed just before the previous flight stored its
+    /// value finds it now instead of running the body again (`Err`: that hit, shared with the
+    /// followers). On Redis the fill lease does this: `gens` as they are.
+    async fn relook<M, O>(
+        &self,
+        ctx: &Ctx<'_>,
+        key: &str,
+        gens: Gens,
+        leader: &Leader<'_>,
+    ) -> Result<Gens, (O, Option<EntryMeta>, bool)>
+    where
+        M: Mode<O>,
+    {
+        match self.inner.remote {
+            None => match self.lookup::<M::Value>(ctx, key).await {
+                Lookup::Hit(value, meta) => {
+                    leader.share(Arc::new(value.clone()));
+                    Counters::bump(&ctx.namespace.stats.hits);
+                    Err((M::from_value(value), Some(meta), true))
+                }
+                Lookup::Miss(gens) => Ok(gens),
+                Lookup::Bypass => Ok(gens),
+            },
+            Some(_) => Ok(gens),
         }
     }
 

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use super::lease_guard::LeaseGuard;
+use super::resil::StaleCopy;
 use super::*;
 use crate::backend::lease::{Acquired, LeaseToken, Take};
 use crate::fill_notice::{Notice, Waiting};
@@ -108,7 +109,44 @@ impl Cache {
     }
 }
 
+/// What a leader over a stale entry holds: the bytes it replaces (none for a plain fill) and
+/// the recompute lease (none when it is alone).
+pub(super) type Claimed = (Option<Vec<u8>>, Option<LeaseGuard>);
+
 impl Cache {
+    /// Over a stale entry on Redis (its bytes read): the recompute lease, once in the cluster.
+    /// `Err` when another process recomputes it (or its source failed a moment ago): the stale
+    /// value now, unless it was invalidated meanwhile (then a plain fill).
+    pub(super) async fn claim_recompute<M, O>(
+        &self,
+        ctx: &Ctx<'_>,
+        key: &str,
+        stale: Option<&StaleCopy<M::Value>>,
+    ) -> Result<Claimed, (O, Option<EntryMeta>, bool)>
+    where
+        M: Mode<O>,
+    {
+        let bytes = stale.and_then(|s| s.bytes.clone());
+        if bytes.is_none() {
+            return Ok((None, None));
+        }
+        match self.begin_recompute(ctx.namespace, key).await {
+            Recompute::Leased(guard) => Ok((bytes, Some(guard))),
+            Recompute::Alone => Ok((bytes, None)),
+            Recompute::Held => {
+                if let Some(copy) = stale
+                    && let Some(served) = self.serve_stale::<M, O>(ctx, key, copy).await
+                {
+                    // This process does not try either for the back-off: its followers, and
+                    // the callers meanwhile, get the stale (or the new) value too.
+                    self.inner.resil.failed(key);
+                    return Err(served);
+                }
+                Ok((None, None))
+            }
+        }
+    }
+
     /// Takes the recompute lease of `key` (one recomputation per key in the cluster at a time),
     /// see [`Recompute`].
     pub(crate) async fn begin_recompute(

@@ -35,7 +35,7 @@ use super::cache_control::{RequestDirectives, Visibility};
 use super::reply::Reply;
 use super::request::RequestParts;
 use super::response::{Captured, StorePolicy, StoredResponse, capture};
-use super::site::{HttpSite, SiteState};
+use super::site::{HttpSite, Resolved, SiteState};
 use crate::cache::EntryMeta;
 use crate::cache::{Ctx, Lookup, Mode, Revalidated};
 use crate::stats::Counters;
@@ -142,21 +142,7 @@ where
             "cache_runtime::init was not called: cached handlers run uncached"
         );
     }
-    let key = match state {
-        Some(state) if !directives.no_store && !credentialed => {
-            let values = super::key::vary_values(&req.headers, &r.vary);
-            super::key::key_with_head(
-                &state.key_head,
-                state.cache.config().max_key_len,
-                req.uri.path(),
-                req.uri.query(),
-                &values,
-            )
-            .ok()
-            .map(|key| (state, key))
-        }
-        _ => None,
-    };
+    let key = request_key(state, r, &req, directives.no_store || credentialed);
     let Some((state, key)) = key else {
         let captured = capture(handler.await, &policy).await;
         let visibility = if credentialed {
@@ -185,6 +171,32 @@ where
         reply: &reply,
     };
     call.answer(&directives, handler, detach).await
+}
+
+/// The cache key of a request to `state`'s cache: `None` when there is no cache, when the
+/// request is `uncacheable` (`no-store`, or credentials the key does not hold) or when its key
+/// is over `max_key_len`.
+fn request_key<'s>(
+    state: Option<&'s SiteState>,
+    r: &Resolved,
+    req: &RequestParts,
+    uncacheable: bool,
+) -> Option<(&'s SiteState, String)> {
+    match state {
+        Some(state) if !uncacheable => {
+            let values = super::key::vary_values(&req.headers, &r.vary);
+            super::key::key_with_head(
+                &state.key_head,
+                state.cache.config().max_key_len,
+                req.uri.path(),
+                req.uri.query(),
+                &values,
+            )
+            .ok()
+            .map(|key| (state, key))
+        }
+        _ => None,
+    }
 }
 
 /// One cacheable request: what [`Call::answer`] needs.
