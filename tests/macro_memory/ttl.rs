@@ -98,3 +98,29 @@ async fn the_manual_api_honours_ttls() {
     cache.delete::<u32>("m", &"e").await.unwrap();
     assert_eq!(cache.get::<u32>("m", &"e").await, None);
 }
+
+/// An expired entry does not stay in memory until capacity pushes it out: the store drops it
+/// at its TTL (real time: the in-memory store keeps its own clock) and counts it as evicted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_entry_is_dropped_and_counted() {
+    let cache = cache_runtime::Cache::new(cache_runtime::Config::memory())
+        .await
+        .unwrap();
+    let ttl = Some(Duration::from_millis(50));
+    cache.set("gone", &1, &"v".to_owned(), ttl).await.unwrap();
+    // Written twice: the second write replaces the entry (the store's update path).
+    cache.set("gone", &2, &"v".to_owned(), ttl).await.unwrap();
+    cache.set("gone", &2, &"w".to_owned(), ttl).await.unwrap();
+    cache.set("kept", &1, &"v".to_owned(), None).await.unwrap();
+    cache_tests::wait_until(
+        "the entry is dropped",
+        Duration::from_secs(10),
+        async || {
+            cache.run_pending_tasks().await;
+            cache.local_entry_count() == 1
+        },
+    )
+    .await;
+    assert_eq!(cache.stats().namespace("gone").evictions, 2);
+    assert_eq!(cache.stats().namespace("kept").evictions, 0);
+}
