@@ -171,6 +171,8 @@ probe! {
     a_stalled_fill_loses_its_lease_after_the_term => leases::a_stalled_fill_loses_its_lease_after_the_term;
     a_hung_recomputation_loses_its_lease_within_two_terms =>
         leases::a_hung_recomputation_loses_its_lease_within_two_terms;
+    without_cross_process_single_flight_a_held_recomputation_is_not_waited_for =>
+        leases::without_cross_process_single_flight_a_held_recomputation_is_not_waited_for;
 }
 
 macro_rules! queued_after {

@@ -78,6 +78,7 @@ rule!(
     request_max_age_min_fresh_max_stale,
     request_only_if_cached,
     typed_handler_invalidation,
+    escapes_share_the_entry,
 );
 
 scenario!(

@@ -1,11 +1,12 @@
 //! Handlers and scenarios of the client-consistency rules (issue 10): client freshness apart
 //! from the server TTL, validators, request directives, invalidation of every variant of a
-//! path. Part of `http_app.rs`, so every backend (memory, Redis, tiered) runs them.
+//! path, percent-escapes in the key. Part of `http_app.rs`, so every backend (memory, Redis, tiered) runs them.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::Path;
+use axum::extract::{Path, Query};
 use axum::http::Uri;
 use axum::routing::get;
 use cache_runtime::cached;
@@ -50,6 +51,12 @@ async fn typed(Path((kind, id)): Path<(String, u64)>, uri: Uri) -> String {
     format!("{kind} {id} run {}", run(format!("typed{uri}")))
 }
 
+/// Echoes its decoded path parameter and query.
+#[cached(http, expire = 600, namespace = "decoded")]
+async fn decoded(Path(name): Path<String>, Query(q): Query<BTreeMap<String, String>>) -> String {
+    format!("{name} {q:?} run {}", run(format!("decoded/{name}")))
+}
+
 /// The routes of these rules.
 pub fn routes() -> Router {
     Router::new()
@@ -58,6 +65,7 @@ pub fn routes() -> Router {
         .route("/pv", get(pv_list))
         .route("/pv/{id}", get(pv_item))
         .route("/typed/{kind}/{id}", get(typed))
+        .route("/decoded/{name}", get(decoded))
 }
 
 /// Without `max_age` clients must revalidate every time (`no-cache`), and a revalidation is a
@@ -205,6 +213,20 @@ pub async fn typed_handler_invalidation(c: &Ctx) {
     assert_eq!(status("/typed/b/1").await, "HIT");
 }
 
+/// The key is the request as the handler gets it: a path or query spelled with percent-escapes
+/// (or `+` for a space), between plain characters, shares the entry of the plain spelling.
+pub async fn escapes_share_the_entry(c: &Ctx) {
+    let plain = c.get("/decoded/ab?q=x1+y", &[]).await;
+    assert_eq!(x_cache(&plain), "MISS");
+    let body = plain.text().await.unwrap();
+    for spelling in ["/decoded/a%62?q=x1+y", "/decoded/%61b?q=x%31%20y"] {
+        let r = c.get(spelling, &[]).await;
+        assert_eq!(x_cache(&r), "HIT", "{spelling}");
+        assert_eq!(r.text().await.unwrap(), body, "{spelling}");
+    }
+    assert_eq!(runs("decoded/ab"), 1);
+}
+
 /// Runs every scenario of this module.
 pub async fn all(c: &Ctx) {
     typed_handler_invalidation(c).await;
@@ -214,4 +236,5 @@ pub async fn all(c: &Ctx) {
     invalidate_path_drops_every_variant(c).await;
     revalidate_by_default(c).await;
     client_freshness_opt_in(c).await;
+    escapes_share_the_entry(c).await;
 }

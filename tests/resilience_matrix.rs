@@ -215,6 +215,8 @@ on_every_backend! {
         stale_failures_memory, stale_failures_redis, stale_failures_tiered, stale_failures_cluster;
     manual::every_invalidation_removes_stale_copies =>
         stale_invalidated_memory, stale_invalidated_redis, stale_invalidated_tiered, stale_invalidated_cluster;
+    manual::a_call_without_stale_gets_its_own_failure =>
+        no_stale_memory, no_stale_redis, no_stale_tiered, no_stale_cluster;
     late::a_late_body_replaces_the_entry =>
         late_replaces_memory, late_replaces_redis, late_replaces_tiered, late_replaces_cluster;
     late::an_invalidation_during_the_late_body_wins =>

@@ -1,5 +1,6 @@
 //! Lease terms against their documentation (`Config::fill_lease`): a stalled fill body, and a
-//! hung recomputation's recompute lease (`RECOMPUTE_HOLD_TERMS`).
+//! hung recomputation's recompute lease (`RECOMPUTE_HOLD_TERMS`); without cross-process
+//! single-flight, a recompute lease held elsewhere is not waited for.
 
 use super::*;
 
@@ -95,6 +96,45 @@ pub async fn a_hung_recomputation_loses_its_lease_within_two_terms() {
         held <= bound,
         "the recompute lease lived {held:?}; documented: at most two terms ({term:?} each)"
     );
+}
+
+/// `Config::cross_process_single_flight(false)`: "recomputations and refreshes run in every
+/// process that needs them". A recomputes an expired entry (its body gated, so it holds the
+/// recompute lease); B's call on the same expired entry runs B's body and gets its value, not
+/// the stale one. Fails if B, finding A's recompute lease, served the stale value.
+pub async fn without_cross_process_single_flight_a_held_recomputation_is_not_waited_for() {
+    let server = RedisServer::start();
+    let solo =
+        || config(&server, "solorc", Duration::from_secs(30)).cross_process_single_flight(false);
+    let (a, b) = pair(solo).await;
+    let opts = stale(Duration::from_millis(300));
+    stored_then_expired(&a, "sr", opts).await;
+    let gated = Gated::default();
+    let body = gated.body(2);
+    let recompute = {
+        let a = a.clone();
+        tokio::spawn(async move {
+            let body = async move { Ok::<u64, String>(body.await) };
+            a.get_or_try_insert_with_options("sr", &1u64, opts, body)
+                .await
+        })
+    };
+    gated.wait_started().await;
+    let runs = Arc::new(AtomicUsize::new(0));
+    let body = counted(&runs, 3);
+    let got =
+        b.get_or_try_insert_with_options("sr", &1u64, opts, async move {
+            Ok::<u64, String>(body.await)
+        })
+        .await;
+    gated.release();
+    assert_eq!(recompute.await.unwrap(), Ok(2));
+    assert_eq!(
+        got,
+        Ok(3),
+        "B served the stale value instead of recomputing"
+    );
+    assert_eq!(runs.load(SeqCst), 1);
 }
 
 /// The only recompute lease key (`...\0refresh`) now.

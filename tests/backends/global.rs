@@ -203,7 +203,8 @@ async fn age_counts_up(c: &Ctx) {
     .await;
 }
 
-/// Eight concurrent requests for one uncached response run the handler once.
+/// Eight concurrent requests for one uncached response run the handler once: the request that
+/// ran it is the one `MISS`, the others were answered without running it (`HIT`).
 async fn single_flight_on_a_handler(c: &Ctx) {
     let requests: Vec<_> = (0..8)
         .map(|_| {
@@ -219,10 +220,13 @@ async fn single_flight_on_a_handler(c: &Ctx) {
     tokio::time::sleep(Duration::from_millis(100)).await;
     SLOW_GATE.notify_waiters();
     SLOW_GATE.notify_one();
+    let mut misses = 0;
     for r in requests {
         let r = r.await.unwrap();
         assert_eq!(r.status(), 200);
+        misses += usize::from(x_cache(&r) == "MISS");
         assert_eq!(r.text().await.unwrap(), "slow 1");
     }
     assert_eq!(SLOW.load(SeqCst), 1, "one run for 8 concurrent requests");
+    assert_eq!(misses, 1, "only the request that ran the handler is a MISS");
 }

@@ -1,5 +1,6 @@
 //! `stale` through the manual API: every kind of failure serves the expired value (counted,
-//! recovered from), and every kind of invalidation removes the stale copies.
+//! recovered from), every kind of invalidation removes the stale copies, and a call without
+//! `stale` is not served one.
 
 use super::*;
 
@@ -65,4 +66,27 @@ pub async fn every_invalidation_removes_stale_copies(kind: Kind) {
         );
         assert_eq!(b.stats().namespace(ns).stale_served, 0);
     }
+}
+
+/// `stale` is an option of each call: past expiry, while the entry is still served stale to
+/// calls that have it, a call without it gets its body's error. Fails if the stale copy a
+/// lookup found were used whatever the call's options.
+pub async fn a_call_without_stale_gets_its_own_failure(kind: Kind) {
+    let (a, b, _servers) = setup(kind).await;
+    let ns = "p_no_stale";
+    assert_eq!(call(&a, ns, 1, opts(), ok(1)).await, Ok(1));
+    expire().await;
+    assert_eq!(
+        call(&a, ns, 1, opts(), down()).await,
+        Ok(1),
+        "{kind:?}: kept for `stale`"
+    );
+    let plain = FillOptions::new().ttl(Duration::from_millis(300));
+    let served = b.stats().namespace(ns).stale_served;
+    assert_eq!(
+        call(&b, ns, 1, plain, down()).await,
+        Err("down".to_owned()),
+        "{kind:?}: served stale to a call without `stale`"
+    );
+    assert_eq!(b.stats().namespace(ns).stale_served, served, "{kind:?}");
 }

@@ -53,6 +53,20 @@ pub(super) enum Status {
     None,
 }
 
+impl Status {
+    /// The status of an answer from the miss path (`Cache::run_from`): a hit on an entry past
+    /// its expiry at `now_ms` was served stale; any other hit (the entry found after all, or a
+    /// follower given the leader's response, without its entry's meta) was answered without
+    /// running the handler; the rest ran it.
+    fn of_miss_path(meta: Option<&EntryMeta>, hit: bool, now_ms: u64) -> Self {
+        match meta {
+            Some(m) if hit && m.expires_ms.is_some_and(|at| at <= now_ms) => Status::Stale,
+            _ if hit => Status::Hit,
+            _ => Status::Miss,
+        }
+    }
+}
+
 /// A handler's future, boxed to finish in the background (`refresh_after`).
 pub(crate) type Detached = Pin<Box<dyn Future<Output = Response> + Send>>;
 
@@ -266,11 +280,7 @@ impl Call<'_> {
         let run =
             cache.run_from::<HttpMode, Captured, _>(ctx, &opts, key, body(handler), Some(seen));
         let (captured, meta, hit) = Box::pin(run).await;
-        let status = match meta {
-            Some(m) if hit && m.expires_ms.is_some_and(|at| at <= now_ms()) => Status::Stale,
-            _ if hit => Status::Hit,
-            _ => Status::Miss,
-        };
+        let status = Status::of_miss_path(meta.as_ref(), hit, now_ms());
         reply.send(captured, status, meta, vis)
     }
 
@@ -320,5 +330,29 @@ impl Call<'_> {
             Some(meta),
             self.reply.r.visibility,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_miss_path_answer_is_stale_only_for_a_hit_past_its_expiry() {
+        let now = 5_000;
+        let meta = |expires_ms| EntryMeta {
+            created_ms: 1_000,
+            expires_ms,
+        };
+        let (expired, fresh, forever) = (meta(Some(now)), meta(Some(now + 1)), meta(None));
+        let of = Status::of_miss_path;
+        assert_eq!(of(Some(&expired), true, now), Status::Stale);
+        assert_eq!(of(Some(&fresh), true, now), Status::Hit);
+        assert_eq!(of(Some(&forever), true, now), Status::Hit);
+        assert_eq!(of(None, true, now), Status::Hit, "a follower");
+        // The handler ran: a miss, whatever the entry's expiry.
+        assert_eq!(of(Some(&expired), false, now), Status::Miss);
+        assert_eq!(of(Some(&fresh), false, now), Status::Miss);
+        assert_eq!(of(None, false, now), Status::Miss);
     }
 }
