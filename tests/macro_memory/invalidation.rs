@@ -70,3 +70,16 @@ async fn invalidate_all_on_an_instance_drops_everything() {
     cache.set("x", &1, &2u8, None).await.unwrap();
     assert_eq!(cache.get::<u8>("x", &1).await, Some(2), "usable afterwards");
 }
+
+/// A deleted entry leaves memory at once, not when its TTL or the capacity would push it out.
+#[tokio::test]
+async fn a_deleted_entry_leaves_memory_at_once() {
+    let cache = Cache::new(Config::memory()).await.unwrap();
+    cache.set("freed", &1, &"v".to_owned(), None).await.unwrap();
+    cache.set("freed", &2, &"v".to_owned(), None).await.unwrap();
+    cache.run_pending_tasks().await;
+    assert_eq!(cache.local_entry_count(), 2);
+    cache.delete::<String>("freed", &1).await.unwrap();
+    cache.run_pending_tasks().await;
+    assert_eq!(cache.local_entry_count(), 1);
+}
