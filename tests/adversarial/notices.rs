@@ -15,6 +15,15 @@ async fn next(
     String::from_utf8(msg.get_payload_bytes().to_vec()).unwrap()
 }
 
+/// Returns once `holder` has handled every bus message published so far (the `W` the test
+/// just heard among them): an invalidation returns only after its own announcement came back
+/// through the holder's subscription, which carries both channels in publish order. Without
+/// it the test could release a holder that has not heard the `W` yet, which then rightly
+/// sends no `F`.
+async fn heard_by(holder: &Cache) {
+    holder.delete::<u64>("unrelated", &0).await.unwrap();
+}
+
 /// B waits on A's fill (publishes `W`) and is dropped mid-wait; A's fill ends and answers the
 /// `W` (`F`). The holder keeps no state for the key afterwards: A's next, uncontended fill of
 /// it publishes nothing (the next notice is the `W` of another contended key), and B, waiting
@@ -34,6 +43,7 @@ pub async fn a_dropped_waiter_leaves_no_notice_state_behind() {
     assert!(wait.starts_with("cr2|W|"), "{wait}");
     waiter.abort();
     assert!(waiter.await.unwrap_err().is_cancelled());
+    heard_by(&a).await;
     gate.release();
     assert_eq!(holder.await.unwrap(), 7);
     assert_eq!(next(&mut notices).await, wait.replace("cr2|W|", "cr2|F|"));
@@ -50,6 +60,7 @@ pub async fn a_dropped_waiter_leaves_no_notice_state_behind() {
         heard.starts_with("cr2|W|") && heard != wait,
         "an uncontended fill was announced: {heard}"
     );
+    heard_by(&a).await;
     gate.release();
     assert_eq!(holder.await.unwrap(), 1);
     assert_eq!(other.await.unwrap().0, 1);
@@ -59,6 +70,7 @@ pub async fn a_dropped_waiter_leaves_no_notice_state_behind() {
     let (gate, holder) = hold(&a, "busy", 11).await;
     let waiter = tokio::spawn(async move { timed(&b, "busy", 12).await });
     assert_eq!(next(&mut notices).await, wait);
+    heard_by(&a).await;
     gate.release();
     assert_eq!(holder.await.unwrap(), 11);
     assert_eq!(next(&mut notices).await, wait.replace("cr2|W|", "cr2|F|"));
