@@ -82,13 +82,6 @@ async fn call(cache: &Cache, ok: Option<u64>) -> Result<u64, String> {
         .await
 }
 
-async fn expired(cache: &Cache) {
-    eventually("the entry expires", async || {
-        call(cache, Some(999)).await == Ok(999) || cache.stats().namespace("price").stale_served > 0
-    })
-    .await;
-}
-
 /// 100 concurrent callers on each of `caches` on one cold key, with a body that takes `body`:
 /// how often the body ran (each run's value is checked to be shared by its callers).
 async fn burst(caches: &[Cache], opts: Option<FillOptions>, body: Duration) -> usize {

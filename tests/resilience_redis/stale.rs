@@ -22,7 +22,6 @@ async fn a_failing_source_serves_the_stale_value_and_recovers() {
             Ok(2),
             "the recovered value is stored in Redis"
         );
-        let _ = expired;
     })
     .await;
 }
