@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
 use cache_runtime::{Cache, Config, L1};
-use cache_tests::{RedisServer, answered_by_l1, wait_until, within};
+use cache_tests::{RedisServer, admin, answered_by_l1, wait_until, within};
 
 /// The documented validity term: `T = 2 × bus_heartbeat + timeout`.
 fn term(heartbeat: Duration, timeout: Duration) -> Duration {
@@ -332,34 +332,9 @@ async fn a_subscriber_that_cannot_reconnect_backs_off() {
             .get_multiplexed_async_connection()
             .await
             .unwrap();
-        let rejected = async |conn: &mut redis::aio::MultiplexedConnection| {
-            let info: String = redis::cmd("INFO")
-                .arg("stats")
-                .query_async(conn)
-                .await
-                .unwrap();
-            cache_tests::info_field(&info, "rejected_connections")
-                .and_then(|n| n.trim().parse::<u64>().ok())
-                .expect("rejected_connections")
-        };
-        let info: String = redis::cmd("INFO")
-            .arg("clients")
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        let clients: u64 = cache_tests::info_field(&info, "connected_clients")
-            .and_then(|n| n.trim().parse().ok())
-            .unwrap();
-        let set_max = async |conn: &mut redis::aio::MultiplexedConnection, n: &str| {
-            redis::cmd("CONFIG")
-                .arg(&["SET", "maxclients", n])
-                .query_async::<()>(conn)
-                .await
-                .unwrap();
-        };
-        // One less than now: the subscription killed below frees a place that must stay taken.
-        set_max(&mut conn, &(clients - 1).to_string()).await;
-        let before = rejected(&mut conn).await;
+        // The subscription killed below frees a place that must stay taken.
+        admin::refuse_new_connections(&mut conn).await;
+        let before = admin::info_number(&mut conn, "stats", "rejected_connections").await;
         redis::cmd("CLIENT")
             .arg(&["KILL", "TYPE", "pubsub"])
             .query_async::<()>(&mut conn)
@@ -368,8 +343,9 @@ async fn a_subscriber_that_cannot_reconnect_backs_off() {
         let window = Duration::from_secs(4);
         let start = Instant::now();
         wait_until("the window", window * 2, async || start.elapsed() >= window).await;
-        let attempts = rejected(&mut conn).await - before;
-        set_max(&mut conn, "10000").await;
+        let attempts =
+            admin::info_number(&mut conn, "stats", "rejected_connections").await - before;
+        admin::accept_connections(&mut conn).await;
         eprintln!("{attempts} reconnection attempts in {window:?}");
         assert!(
             (2..=12).contains(&attempts),

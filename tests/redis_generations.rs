@@ -131,6 +131,20 @@ async fn a_pending_invalidation_is_reapplied_while_the_breaker_cools_down() {
     .await;
 }
 
+/// Two caches on `server` whose breaker, once open, stays open (a 600 s cooldown), with a
+/// Redis timeout a loaded machine does not reach.
+async fn patient_pair(server: &RedisServer) -> (Cache, Cache) {
+    let config = || {
+        Config::redis(server.url())
+            .timeout(Duration::from_secs(1))
+            .circuit_breaker(1, Duration::from_secs(600))
+    };
+    (
+        Cache::new(config()).await.unwrap(),
+        Cache::new(config()).await.unwrap(),
+    )
+}
+
 /// The pending check on its own: Redis answers (another key is a hit, the breaker is closed)
 /// and still holds the old value, but refuses the delete; only the pending invalidation can
 /// keep this process from serving it.
@@ -138,13 +152,7 @@ async fn a_pending_invalidation_is_reapplied_while_the_breaker_cools_down() {
 async fn a_pending_key_is_not_served_while_redis_answers() {
     within(Duration::from_secs(30), async {
         let server = RedisServer::start();
-        let config = || {
-            Config::redis(server.url())
-                .timeout(Duration::from_secs(1))
-                .circuit_breaker(1, Duration::from_secs(600))
-        };
-        let cache = Cache::new(config()).await.unwrap();
-        let other = Cache::new(config()).await.unwrap();
+        let (cache, other) = patient_pair(&server).await;
         for (id, value) in [(7, "old"), (8, "other")] {
             cache
                 .set("item", &id, &value.to_owned(), None)
@@ -203,13 +211,7 @@ async fn a_pending_key_is_not_served_while_redis_answers() {
 async fn a_pending_namespace_is_not_served_while_redis_answers() {
     within(Duration::from_secs(30), async {
         let server = RedisServer::start();
-        let config = || {
-            Config::redis(server.url())
-                .timeout(Duration::from_secs(1))
-                .circuit_breaker(1, Duration::from_secs(600))
-        };
-        let cache = Cache::new(config()).await.unwrap();
-        let other = Cache::new(config()).await.unwrap();
+        let (cache, other) = patient_pair(&server).await;
         cache
             .set("item", &7, &"old".to_owned(), None)
             .await

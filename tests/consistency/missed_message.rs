@@ -82,16 +82,7 @@ async fn a_write_does_not_fill_the_l1_after_its_process_missed_an_invalidation()
         .await;
 
         // The writer goes deaf: its subscription is killed and it cannot reconnect.
-        let info: String = redis::cmd("INFO")
-            .arg("clients")
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        let clients: u64 = cache_tests::info_field(&info, "connected_clients")
-            .and_then(|n| n.trim().parse().ok())
-            .unwrap();
-        let max = (clients - 1).to_string();
-        admin(&mut conn, &["CONFIG", "SET", "maxclients", &max]).await;
+        cache_tests::admin::refuse_new_connections(&mut conn).await;
         let id = subscription_of(&mut conn, "writer").await;
         admin(&mut conn, &["CLIENT", "KILL", "ID", &id]).await;
         wait_until("the writer is deaf", Duration::from_secs(5), async || {
@@ -110,7 +101,7 @@ async fn a_write_does_not_fill_the_l1_after_its_process_missed_an_invalidation()
         )
         .await;
 
-        admin(&mut conn, &["CONFIG", "SET", "maxclients", "10000"]).await;
+        cache_tests::admin::accept_connections(&mut conn).await;
         wait_until(
             "the writer hears again",
             Duration::from_secs(5),

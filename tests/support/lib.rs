@@ -9,6 +9,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod admin;
 pub mod backends;
 mod cluster;
 pub mod fixtures;
