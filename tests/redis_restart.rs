@@ -20,6 +20,10 @@ fn tiered(url: &str) -> Config {
     plain(url).with_l1(L1::new(1000, Duration::from_secs(60)))
 }
 
+fn probing(url: &str) -> Config {
+    plain(url).circuit_breaker(1, Duration::from_millis(20))
+}
+
 async fn fill(cache: &Cache, k: u64) -> String {
     cache
         .get_or_insert_with("restart", &k, None, async { OLD.to_owned() })
@@ -53,8 +57,7 @@ async fn never_old(cache: &Cache, server: &RedisServer, what: &str) {
     }
 }
 
-async fn restart_scenario(config: fn(&str) -> Config) {
-    let mut server = RedisServer::start();
+async fn restart_scenario(config: fn(&str) -> Config, mut server: RedisServer) {
     let url = server.url();
     let a = Cache::new(config(&url)).await.unwrap();
     let b = Cache::new(config(&url)).await.unwrap();
@@ -86,7 +89,19 @@ async fn restart_scenario(config: fn(&str) -> Config) {
     }
     let key = a.key_for::<String>("restart", &1u64).unwrap();
     server.kill();
+    // Reads while it restarts: a connection (and its incarnation check) is made as soon as
+    // the server accepts one, possibly while it is still loading its snapshot.
+    let reader = tokio::spawn({
+        let a = a.clone();
+        async move {
+            loop {
+                let _ = a.get::<String>("restart", &3u64).await;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    });
     server.restart();
+    reader.abort();
     let mut raw = server
         .client()
         .get_multiplexed_async_connection()
@@ -109,14 +124,53 @@ async fn restart_scenario(config: fn(&str) -> Config) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_redis_restarted_from_rdb_revives_nothing() {
-    tokio::time::timeout(Duration::from_secs(60), restart_scenario(plain))
-        .await
-        .expect("within 60 s");
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        restart_scenario(plain, RedisServer::start()),
+    )
+    .await
+    .expect("within 60 s");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tiered_restarted_from_rdb_revives_nothing() {
-    tokio::time::timeout(Duration::from_secs(60), restart_scenario(tiered))
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        restart_scenario(tiered, RedisServer::start()),
+    )
+    .await
+    .expect("within 60 s");
+}
+
+/// The same while the restarted server is still loading its snapshot: it answers `LOADING`
+/// for about two seconds (20,000 padding keys loaded 100 µs each, answering between every
+/// kilobyte), while the circuit breaker lets a probe through every 20 ms. The incarnation
+/// check of a connection made meanwhile fails with `LOADING`: it is retried once the data is
+/// loaded, never skipped (a skipped check would let the revived entries be served).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_redis_still_loading_its_snapshot_revives_nothing() {
+    let server = RedisServer::start_with(&[
+        "--key-load-delay",
+        "100",
+        "--loading-process-events-interval-bytes",
+        "1024",
+    ]);
+    let mut conn = server
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    for chunk in 0..20 {
+        let pairs: Vec<(String, u8)> = (0..1_000)
+            .map(|i| (format!("pad:{chunk}:{i}"), 0))
+            .collect();
+        let () = redis::cmd("MSET")
+            .arg(&pairs)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    tokio::time::timeout(Duration::from_secs(60), restart_scenario(probing, server))
         .await
         .expect("within 60 s");
 }
