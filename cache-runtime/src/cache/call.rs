@@ -24,7 +24,7 @@ async fn lead_uncached<M, O, Fut>(
     ns: &crate::namespace::Namespace,
     fut: Fut,
     leader: Leader<'_>,
-) -> (O, Option<EntryMeta>, bool)
+) -> Answer<O>
 where
     M: Mode<O>,
     Fut: Future<Output = O>,
@@ -42,7 +42,7 @@ fn share_hit<M, O>(
     leader: Leader<'_>,
     value: M::Value,
     meta: EntryMeta,
-) -> (O, Option<EntryMeta>, bool)
+) -> Answer<O>
 where
     M: Mode<O>,
 {
@@ -53,12 +53,7 @@ where
 
 impl Cache {
     /// Looks `key` up; on a miss runs `fut` once per key (single-flight) and stores its value.
-    pub(crate) async fn run<M, O, Fut>(
-        &self,
-        ctx: &Ctx<'_>,
-        key: &str,
-        fut: Fut,
-    ) -> (O, Option<EntryMeta>, bool)
+    pub(crate) async fn run<M, O, Fut>(&self, ctx: &Ctx<'_>, key: &str, fut: Fut) -> Answer<O>
     where
         M: Mode<O>,
         Fut: Future<Output = O>,
@@ -77,7 +72,7 @@ impl Cache {
         key: &str,
         fut: Fut,
         mut first: Option<Seen<M::Value>>,
-    ) -> (O, Option<EntryMeta>, bool)
+    ) -> Answer<O>
     where
         M: Mode<O>,
         Fut: Future<Output = O>,
@@ -157,7 +152,7 @@ impl Cache {
         follower: Follower,
         fut: &mut Option<Fut>,
         stale: Option<&StaleCopy<M::Value>>,
-    ) -> Option<(O, Option<EntryMeta>, bool)>
+    ) -> Option<Answer<O>>
     where
         M: Mode<O>,
         Fut: Future<Output = O>,
@@ -201,7 +196,7 @@ impl Cache {
         gens: Gens,
         leader: Leader<'_>,
         stale: Option<StaleCopy<M::Value>>,
-    ) -> (O, Option<EntryMeta>, bool)
+    ) -> Answer<O>
     where
         M: Mode<O>,
         Fut: Future<Output = O>,
@@ -283,7 +278,7 @@ impl Cache {
         key: &str,
         gens: Gens,
         leader: &Leader<'_>,
-    ) -> Result<Gens, (O, Option<EntryMeta>, bool)>
+    ) -> Result<Gens, Answer<O>>
     where
         M: Mode<O>,
     {
@@ -314,7 +309,7 @@ impl Cache {
         leader: Leader<'_>,
         lease: Option<LeaseGuard>,
         recompute: Option<LeaseGuard>,
-    ) -> (O, Option<EntryMeta>, bool)
+    ) -> Answer<O>
     where
         M: Mode<O>,
     {

@@ -122,7 +122,7 @@ impl Cache {
         ctx: &Ctx<'_>,
         key: &str,
         stale: Option<&StaleCopy<M::Value>>,
-    ) -> Result<Claimed, (O, Option<EntryMeta>, bool)>
+    ) -> Result<Claimed, Answer<O>>
     where
         M: Mode<O>,
     {

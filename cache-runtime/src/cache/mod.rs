@@ -72,6 +72,10 @@ pub(crate) struct Inner {
     pub(crate) resil: resil::State,
 }
 
+/// What a call answers: the output, the entry's meta when it came from a stored entry, and
+/// whether it was answered without running the body (a hit, or a shared or stale value).
+pub(crate) type Answer<O> = (O, Option<EntryMeta>, bool);
+
 /// Where an entry came from and how old it is, for HTTP `Age` and `max-age`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct EntryMeta {

@@ -256,7 +256,7 @@ impl Cache {
         ctx: &Ctx<'_>,
         key: &str,
         copy: &StaleCopy<M::Value>,
-    ) -> Option<(O, Option<EntryMeta>, bool)>
+    ) -> Option<Answer<O>>
     where
         M: Mode<O>,
     {
