@@ -29,6 +29,13 @@ fn config(url: String, prefix: &str, heartbeat: Duration, timeout: Duration) -> 
         .with_l1(L1::new(100, Duration::from_secs(60)))
 }
 
+/// A tiered cache on `url` (see [`config`]).
+async fn started(url: String, prefix: &str, heartbeat: Duration, timeout: Duration) -> Cache {
+    Cache::new(config(url, prefix, heartbeat, timeout))
+        .await
+        .unwrap()
+}
+
 async fn bus_up(caches: &[&Cache]) {
     wait_until("bus up", Duration::from_secs(10), async || {
         caches.iter().all(|c| c.bus_healthy())
@@ -127,11 +134,8 @@ async fn subscriber_ids(server: &RedisServer) -> Vec<u64> {
 async fn an_invalidation_returns_as_soon_as_every_process_acknowledged() {
     let server = RedisServer::start();
     let (heartbeat, timeout) = (Duration::from_secs(1), Duration::from_secs(2));
-    let make = || config(server.url(), "acked", heartbeat, timeout);
-    let (a, b) = (
-        Cache::new(make()).await.unwrap(),
-        Cache::new(make()).await.unwrap(),
-    );
+    let a = started(server.url(), "acked", heartbeat, timeout).await;
+    let b = started(server.url(), "acked", heartbeat, timeout).await;
     within(Duration::from_secs(60), async {
         bus_up(&[&a, &b]).await;
         for op in ["delete", "set", "invalidate_namespace", "invalidate_all"] {
@@ -165,12 +169,8 @@ async fn an_invalidation_waits_the_term_for_a_process_that_does_not_acknowledge(
     let server = RedisServer::start();
     let (heartbeat, timeout) = (Duration::from_millis(100), Duration::from_millis(200));
     let peer_url = server.user_url("peer").await;
-    let a = Cache::new(config(peer_url, "unacked", heartbeat, timeout))
-        .await
-        .unwrap();
-    let b = Cache::new(config(server.url(), "unacked", heartbeat, timeout))
-        .await
-        .unwrap();
+    let a = started(peer_url, "unacked", heartbeat, timeout).await;
+    let b = started(server.url(), "unacked", heartbeat, timeout).await;
     within(Duration::from_secs(60), async {
         bus_up(&[&a, &b]).await;
         a.set("item", &1, &"old".to_owned(), None).await.unwrap();
@@ -200,17 +200,8 @@ async fn an_invalidation_waits_the_term_for_a_process_that_does_not_acknowledge(
 async fn a_lapsed_lease_frees_the_l1_though_the_subscription_is_alive() {
     let server = RedisServer::start();
     let (heartbeat, timeout) = (Duration::from_millis(300), Duration::from_millis(100));
-    let peer = Cache::new(config(
-        server.user_url("peer").await,
-        "lapse",
-        heartbeat,
-        timeout,
-    ))
-    .await
-    .unwrap();
-    let cache = Cache::new(config(server.url(), "lapse", heartbeat, timeout))
-        .await
-        .unwrap();
+    let peer = started(server.user_url("peer").await, "lapse", heartbeat, timeout).await;
+    let cache = started(server.url(), "lapse", heartbeat, timeout).await;
     within(Duration::from_secs(60), async {
         bus_up(&[&cache, &peer]).await;
         cache.set("item", &1, &"v".to_owned(), None).await.unwrap();
@@ -259,9 +250,7 @@ async fn a_lapsed_lease_frees_the_l1_though_the_subscription_is_alive() {
 async fn an_entry_stays_in_the_l1_while_the_bus_stays_healthy() {
     let server = RedisServer::start();
     let heartbeat = Duration::from_millis(200);
-    let cache = Cache::new(config(server.url(), "keep", heartbeat, heartbeat))
-        .await
-        .unwrap();
+    let cache = started(server.url(), "keep", heartbeat, heartbeat).await;
     within(Duration::from_secs(60), async {
         bus_up(&[&cache]).await;
         let span = heartbeat * 4;
@@ -283,12 +272,8 @@ async fn an_entry_stays_in_the_l1_while_the_bus_stays_healthy() {
 async fn each_prefix_has_its_own_bus() {
     let server = RedisServer::start();
     let (heartbeat, timeout) = (Duration::from_millis(200), Duration::from_millis(200));
-    let left = Cache::new(config(server.url(), "left", heartbeat, timeout))
-        .await
-        .unwrap();
-    let right = Cache::new(config(server.url(), "right", heartbeat, timeout))
-        .await
-        .unwrap();
+    let left = started(server.url(), "left", heartbeat, timeout).await;
+    let right = started(server.url(), "right", heartbeat, timeout).await;
     within(Duration::from_secs(60), async {
         bus_up(&[&left, &right]).await;
         let channels = cache_tests::cli(server.port(), &["PUBSUB", "CHANNELS"]).unwrap();
@@ -317,14 +302,13 @@ async fn each_prefix_has_its_own_bus() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscriber_that_cannot_reconnect_backs_off() {
     let server = RedisServer::start();
-    let cache = Cache::new(config(
+    let cache = started(
         server.url(),
         "backoff",
         Duration::from_millis(100),
         Duration::from_millis(200),
-    ))
-    .await
-    .unwrap();
+    )
+    .await;
     within(Duration::from_secs(60), async {
         bus_up(&[&cache]).await;
         let mut conn = server
